@@ -1,0 +1,74 @@
+// Starts and stops `wrangler dev` for the dev script, the e2e tests and the benchmarks.
+import { spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
+
+/** Runs a wrangler command to completion, throwing with its output on failure. */
+export function wranglerSync(args, { quiet = false } = {}) {
+  const r = spawnSync(WRANGLER, args, { cwd: ROOT, encoding: "utf8", env: { ...process.env, CI: "true" } });
+  if (r.status !== 0) throw new Error(`wrangler ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+  if (!quiet) process.stdout.write(r.stdout);
+  return r.stdout;
+}
+
+/** Applies D1 migrations and the seed rooms to the local database under `persistTo` (or the default). */
+export function prepareLocalDb({ persistTo, quiet = false } = {}) {
+  const p = persistTo ? ["--persist-to", persistTo] : [];
+  wranglerSync(["d1", "migrations", "apply", "DB", "--local", ...p], { quiet });
+  wranglerSync(["d1", "execute", "DB", "--local", "--file", "seed/rooms.sql", ...p], { quiet });
+}
+
+/**
+ * Starts `wrangler dev` on 127.0.0.1:`port` and resolves once /health answers.
+ * Returns { url, stop }. Output goes to `log` (a function) when given.
+ */
+export async function startDev({ port = 8787, persistTo, vars = {}, log, timeoutMs = 60_000 } = {}) {
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false"];
+  if (persistTo) args.push("--persist-to", persistTo);
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  const onData = (d) => {
+    output += d;
+    if (output.length > 200_000) output = output.slice(-100_000);
+    log?.(String(d));
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  let exited = null;
+  child.on("exit", (code) => (exited = code));
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (exited !== null) return;
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {}
+    const t0 = Date.now();
+    while (exited === null && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    if (exited === null) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }
+  };
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (exited !== null) throw new Error(`wrangler dev exited with ${exited}:\n${output}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return { url, stop, output: () => output, pid: child.pid };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  await stop();
+  throw new Error(`wrangler dev did not answer /health within ${timeoutMs} ms:\n${output}`);
+}

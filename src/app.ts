@@ -1,0 +1,89 @@
+/** createApp(): middleware order, the one error renderer, and the route mounts. */
+import { swaggerUI } from "@hono/swagger-ui";
+import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
+import { authenticate } from "./auth";
+import { ensureUser } from "./db/queries";
+import type { AppEnv } from "./env";
+import { ApiError, errorBody } from "./errors";
+import { createRouter } from "./openapi";
+import { health } from "./routes/health";
+import { registerRoutes } from "./routes";
+
+/** Paths under /api that need no token. */
+const PUBLIC_API_PATHS = new Set(["/api/openapi.json", "/api/docs"]);
+
+export function createApp() {
+  const app = createRouter();
+
+  app.use("*", async (c, next) => {
+    const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
+    c.set("requestId", requestId);
+    await next();
+    // A 101 Switching Protocols response has immutable headers.
+    if (c.res.status !== 101) c.res.headers.set("X-Request-Id", requestId);
+  });
+
+  app.use(
+    "/api/*",
+    cors({
+      origin: "*",
+      allowHeaders: ["Authorization", "Content-Type", "Range"],
+      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+      exposeHeaders: ["X-Request-Id", "ETag", "Content-Range", "Retry-After"],
+      maxAge: 600,
+    }),
+  );
+
+  app.use("/api/*", async (c, next) => {
+    if (c.req.method === "OPTIONS" || PUBLIC_API_PATHS.has(c.req.path)) return next();
+    const { user, protocol } = await authenticate(c.req.raw, c.env);
+    c.set("user", user);
+    if (protocol !== undefined) c.set("wsProtocol", protocol);
+    await ensureUser(c.env, user);
+    return next();
+  });
+
+  app.route("/health", health);
+  registerRoutes(app);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+  });
+  app.doc31("/api/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "edge-chat",
+      version: "0.1.0",
+      description:
+        "Real-time chat on Cloudflare Workers and Durable Objects. WebSocket endpoints are described in docs/protocol.md.",
+    },
+    security: [{ bearerAuth: [] }],
+  });
+  app.get("/api/docs", swaggerUI({ url: "/api/openapi.json" }));
+
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `No route for ${c.req.method} ${c.req.path}.`, c.get("requestId") ?? ""), 404),
+  );
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId") ?? crypto.randomUUID();
+    if (err instanceof ApiError) {
+      if (err.headers) for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+      return c.json(errorBody(err.code, err.message, requestId, err.details), err.status);
+    }
+    if (err instanceof HTTPException && err.status < 500) {
+      const code = err.status === 413 ? "too_large" : err.status === 401 ? "unauthorized" : "bad_request";
+      return c.json(errorBody(code, err.message || "Bad request.", requestId), err.status);
+    }
+    if (err instanceof SyntaxError) {
+      return c.json(errorBody("bad_request", "Request body is not valid JSON.", requestId), 400);
+    }
+    console.error(JSON.stringify({ level: "error", requestId, path: c.req.path, error: String(err), stack: (err as Error)?.stack }));
+    return c.json(errorBody("internal", "Internal error.", requestId), 500);
+  });
+
+  return app;
+}

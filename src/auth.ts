@@ -1,0 +1,130 @@
+/**
+ * Token verification: HS256 with JWT_SECRET, or RS256/ES256 against an issuer's JWKS (JWT_JWKS_URL).
+ * The development secret is accepted only on loopback hosts, so a deployed Worker that still
+ * carries it refuses every request instead of trusting tokens anyone can mint.
+ */
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
+import type { AuthUser } from "./env";
+import { ApiError } from "./errors";
+
+import { DEV_JWT_SECRET } from "./dev-secret";
+
+/** User ids are the token's `sub`: printable, no whitespace, bounded. */
+export const USER_ID_RE = /^[A-Za-z0-9_.:@|+-]{1,128}$/;
+const NAME_MAX = 64;
+
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+
+/** True when the request reached us on a loopback host name (wrangler dev, tests). */
+export function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return LOOPBACK_HOSTS.has(host) || host.endsWith(".localhost");
+}
+
+type Verifier = (token: string) => Promise<JWTPayload>;
+
+// One JWKS cache per isolate and URL: jose refetches on unknown `kid` and respects its cooldown.
+const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+function verifierFor(env: Env, requestUrl: string): Verifier {
+  if (env.JWT_JWKS_URL) {
+    let jwks = jwksCache.get(env.JWT_JWKS_URL);
+    if (!jwks) {
+      jwks = createRemoteJWKSet(new URL(env.JWT_JWKS_URL));
+      jwksCache.set(env.JWT_JWKS_URL, jwks);
+    }
+    const set = jwks;
+    return async (token) =>
+      (
+        await jwtVerify(token, set, {
+          algorithms: ["RS256", "ES256"],
+          issuer: env.JWT_ISSUER || undefined,
+          audience: env.JWT_AUDIENCE || undefined,
+          requiredClaims: ["sub", "exp"],
+        })
+      ).payload;
+  }
+  const secret = env.JWT_SECRET || DEV_JWT_SECRET;
+  if (secret === DEV_JWT_SECRET && !isLoopback(requestUrl)) {
+    throw new ApiError({
+      code: "misconfigured",
+      message:
+        "This Worker still uses the development JWT secret. Set a real one (`wrangler secret put JWT_SECRET`) or configure JWT_JWKS_URL.",
+    });
+  }
+  const key = new TextEncoder().encode(secret);
+  return async (token) =>
+    (
+      await jwtVerify(token, key, {
+        algorithms: ["HS256"],
+        requiredClaims: ["sub", "exp"],
+      })
+    ).payload;
+}
+
+function unauthorized(message: string): ApiError {
+  return new ApiError({
+    code: "unauthorized",
+    message,
+    headers: { "WWW-Authenticate": 'Bearer realm="edge-chat"' },
+  });
+}
+
+/**
+ * Finds the token of a request: `Authorization: Bearer`, then a `bearer.<token>` entry of
+ * `Sec-WebSocket-Protocol` (browsers cannot set headers on a WebSocket), then `?token=`.
+ */
+export function tokenFromRequest(req: Request): { token: string; protocol?: string } | null {
+  const header = req.headers.get("Authorization");
+  if (header) {
+    const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!m) throw unauthorized("Authorization header must be `Bearer <token>`.");
+    return { token: m[1] };
+  }
+  const protocols = req.headers.get("Sec-WebSocket-Protocol");
+  if (protocols) {
+    const offered = protocols.split(",").map((p) => p.trim());
+    const bearer = offered.find((p) => p.startsWith("bearer."));
+    if (bearer) {
+      // Echo the app protocol the client offered beside the token; a browser fails the handshake
+      // when it offered protocols and none is echoed, so with no app protocol the bearer entry is echoed.
+      const app = offered.find((p) => !p.startsWith("bearer."));
+      return { token: bearer.slice("bearer.".length), protocol: app ?? bearer };
+    }
+  }
+  const q = new URL(req.url).searchParams.get("token");
+  if (q) return { token: q };
+  return null;
+}
+
+/** Verifies the request's token and returns the user; throws ApiError 401 (or 500 when misconfigured). */
+export async function authenticate(req: Request, env: Env): Promise<{ user: AuthUser; protocol?: string }> {
+  const found = tokenFromRequest(req);
+  if (!found) throw unauthorized("Missing bearer token.");
+  const verify = verifierFor(env, req.url);
+  let payload: JWTPayload;
+  try {
+    payload = await verify(found.token);
+  } catch (err) {
+    throw unauthorized(describeJoseError(err));
+  }
+  const sub = payload.sub;
+  if (typeof sub !== "string" || !USER_ID_RE.test(sub)) {
+    throw unauthorized("Token `sub` must be 1-128 characters of letters, digits and _.:@|+-.");
+  }
+  const rawName = typeof payload.name === "string" ? payload.name.trim() : "";
+  const name = (rawName || sub).slice(0, NAME_MAX);
+  return { user: { id: sub, name }, protocol: found.protocol };
+}
+
+// Specific but safe reasons: never echo the token or key material.
+function describeJoseError(err: unknown): string {
+  if (err instanceof joseErrors.JWTExpired) return "Token has expired.";
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return "Token algorithm is not allowed.";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "Token signature is invalid.";
+  if (err instanceof joseErrors.JWTClaimValidationFailed) return `Token claim check failed: ${err.claim} ${err.reason}.`;
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return "Token is malformed.";
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return "No key in the issuer's JWKS matches the token.";
+  if (err instanceof joseErrors.JOSEError) return `Token rejected (${err.code}).`;
+  return "Token rejected.";
+}

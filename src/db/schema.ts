@@ -1,0 +1,89 @@
+/**
+ * D1 schema: the directory data that is queried across users.
+ * Messages, DM conversations, block lists and statuses live in Durable Object storage, not here.
+ * Edit this file, then `npm run db:generate` writes the migration into migrations/.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** Users, provisioned from token claims (`sub`, `name`) on first use. */
+export const users = sqliteTable("users", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** Public rooms. `id` is the unique slug; messages live in the room's ChatRoom Durable Object. */
+export const rooms = sqliteTable(
+  "rooms",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    category: text("category").notNull(),
+    description: text("description").notNull().default(""),
+    lat: real("lat"),
+    lon: real("lon"),
+    /** Spatial cell of (lat, lon) for nearby lookups; null for rooms without a location. */
+    cell: text("cell"),
+    createdBy: text("created_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    /** Distinct users connected, written by the room's Durable Object (debounced). */
+    onlineCount: integer("online_count").notNull().default(0),
+    messageCount: integer("message_count").notNull().default(0),
+    lastMessageAt: integer("last_message_at"),
+  },
+  (t) => [
+    index("rooms_category_idx").on(t.category, t.id),
+    index("rooms_created_by_idx").on(t.createdBy, t.createdAt),
+    index("rooms_cell_idx").on(t.cell),
+  ],
+);
+
+/** Media metadata; the bytes are in R2 under `r2Key`. */
+export const media = sqliteTable(
+  "media",
+  {
+    id: text("id").primaryKey(),
+    ownerId: text("owner_id").notNull(),
+    contentType: text("content_type").notNull(),
+    size: integer("size").notNull(),
+    sha256: text("sha256").notNull(),
+    r2Key: text("r2_key").notNull(),
+    createdAt: integer("created_at").notNull(),
+    /** Where the media was posted: null while unattached, then "room" or "dm". */
+    boundKind: text("bound_kind", { enum: ["room", "dm"] }),
+    /** Room id or conversation id it was posted in. */
+    boundId: text("bound_id"),
+    /** For DMs: the recipient, who may read it besides the owner. */
+    boundPeer: text("bound_peer"),
+  },
+  (t) => [index("media_owner_idx").on(t.ownerId, t.createdAt)],
+);
+
+/** A user's last known coarse location (rounded to about 1 km), for room suggestions. */
+export const userLocations = sqliteTable(
+  "user_locations",
+  {
+    userId: text("user_id").primaryKey(),
+    lat: real("lat").notNull(),
+    lon: real("lon").notNull(),
+    /** Spatial cell of (lat, lon); queries touch only the cells around the caller. */
+    cell: text("cell").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("user_locations_cell_idx").on(t.cell, t.updatedAt)],
+);
+
+/** Results of the scheduled self-check, for GET /health/uptime. */
+export const uptimeChecks = sqliteTable(
+  "uptime_checks",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    checkedAt: integer("checked_at").notNull(),
+    ok: integer("ok", { mode: "boolean" }).notNull(),
+    /** JSON: each check's name, ok and latency. */
+    details: text("details").notNull().default(sql`'{}'`),
+  },
+  (t) => [index("uptime_checks_at_idx").on(t.checkedAt)],
+);

@@ -1,0 +1,15 @@
+/** Worker entry: the HTTP app, the scheduled self-check, the push queue consumer, and the Durable Object classes. */
+import { createApp } from "./app";
+import { runSelfCheck } from "./health";
+
+export { ChatRoom } from "./objects/chat-room";
+export { Inbox } from "./objects/inbox";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+  async scheduled(_controller, env, ctx) {
+    ctx.waitUntil(runSelfCheck(env));
+  },
+} satisfies ExportedHandler<Env>;

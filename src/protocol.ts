@@ -1,0 +1,250 @@
+/**
+ * The WebSocket protocol, both directions, as zod discriminated unions on `type`.
+ * Imported by the Durable Objects, the tests, the e2e client and the bench client.
+ * No Cloudflare imports: this file is pure.
+ */
+import { z } from "zod";
+
+/** Longest message text, in characters. */
+export const TEXT_MAX = 4000;
+/** Largest client frame, in bytes (UTF-8). */
+export const FRAME_MAX_BYTES = 16 * 1024;
+/** Most media attachments per message. */
+export const MEDIA_PER_MESSAGE_MAX = 10;
+/** Most messages in `room_state.messages` and one history page. */
+export const PAGE_MAX = 100;
+
+/** Close codes the server uses; never the reserved 1005, 1006, 1015. */
+export const CLOSE = {
+  NORMAL: 1000,
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  TOO_BIG: 1009,
+  INTERNAL: 1011,
+} as const;
+
+/** The exact frame the runtime answers with `PONG_FRAME` without waking a hibernated object. */
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** Error codes of `error` frames. */
+export const WsErrorCode = z.enum([
+  "bad_request",
+  "too_large",
+  "forbidden",
+  "blocked",
+  "not_found",
+  "rate_limited",
+  "internal",
+]);
+export type WsErrorCode = z.infer<typeof WsErrorCode>;
+
+const UserId = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
+const ClientMsgId = z.string().min(1).max(64);
+const RequestId = z.union([z.string().max(64), z.number().int()]).optional();
+const Text = z.string().max(TEXT_MAX, `text is longer than ${TEXT_MAX} characters`);
+const MediaIds = z.array(z.string().min(1).max(64)).max(MEDIA_PER_MESSAGE_MAX);
+const Seq = z.number().int().nonnegative();
+
+/** A user's status as others see it. `invisible` is shown to others as `offline`. */
+export const Status = z.enum(["online", "away", "dnd", "offline"]);
+export type Status = z.infer<typeof Status>;
+export const SettableStatus = z.enum(["online", "away", "dnd", "invisible"]);
+
+/** Media as carried on a stored message. */
+export const MediaDescriptor = z.object({
+  id: z.string(),
+  url: z.string(),
+  contentType: z.string(),
+  size: z.number().int(),
+});
+export type MediaDescriptor = z.infer<typeof MediaDescriptor>;
+
+/** A stored room message. */
+export const RoomMessage = z.object({
+  id: z.string(),
+  roomId: z.string(),
+  seq: z.number().int(),
+  userId: z.string(),
+  userName: z.string(),
+  clientMsgId: z.string(),
+  text: z.string().optional(),
+  media: z.array(MediaDescriptor).optional(),
+  replyTo: z.string().optional(),
+  createdAt: z.number(),
+});
+export type RoomMessage = z.infer<typeof RoomMessage>;
+
+/** A stored DM, as one participant's inbox numbers it. */
+export const DmMessage = z.object({
+  id: z.string(),
+  conversationId: z.string(),
+  seq: z.number().int(),
+  from: z.string(),
+  to: z.string(),
+  clientMsgId: z.string(),
+  text: z.string().optional(),
+  media: z.array(MediaDescriptor).optional(),
+  createdAt: z.number(),
+});
+export type DmMessage = z.infer<typeof DmMessage>;
+
+const hasBody = (m: { text?: string; mediaIds?: string[] }) =>
+  (m.text !== undefined && m.text.trim().length > 0) || (m.mediaIds !== undefined && m.mediaIds.length > 0);
+const BODY_REQUIRED = { message: "text or mediaIds is required", path: ["text"] };
+
+// ---------------------------------------------------------------- client → server
+
+export const ClientMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("join_room"), id: RequestId, since: Seq.optional() }),
+  z.object({ type: z.literal("leave_room"), id: RequestId }),
+  z
+    .object({
+      type: z.literal("send_room_message"),
+      id: RequestId,
+      clientMsgId: ClientMsgId,
+      text: Text.optional(),
+      mediaIds: MediaIds.optional(),
+      replyTo: z.string().min(1).max(64).optional(),
+    })
+    .refine(hasBody, BODY_REQUIRED),
+  z
+    .object({
+      type: z.literal("send_dm"),
+      id: RequestId,
+      to: UserId,
+      clientMsgId: ClientMsgId,
+      text: Text.optional(),
+      mediaIds: MediaIds.optional(),
+    })
+    .refine(hasBody, BODY_REQUIRED),
+  z.object({ type: z.literal("typing"), id: RequestId, on: z.boolean(), conversationId: z.string().max(128).optional() }),
+  z.object({ type: z.literal("mark_read"), id: RequestId, conversationId: z.string().min(1).max(128), seq: Seq }),
+  z.object({ type: z.literal("presence"), id: RequestId, status: SettableStatus.optional() }),
+  z.object({ type: z.literal("subscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(1000) }),
+  z.object({ type: z.literal("unsubscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(1000) }),
+  /** Inbox resume: replay DMs after `since` per conversation (conversationId → last seq seen). */
+  z.object({ type: z.literal("sync"), id: RequestId, since: z.record(z.string().max(128), Seq) }),
+  z.object({ type: z.literal("ping"), id: RequestId }),
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type ClientMessageType = ClientMessage["type"];
+
+// ---------------------------------------------------------------- server → client
+
+const PresentUser = z.object({ userId: z.string(), name: z.string() });
+
+const ServerFrame = z.discriminatedUnion("type", [
+  z.object({
+    type: z.literal("room_state"),
+    roomId: z.string(),
+    present: z.array(PresentUser),
+    messages: z.array(RoomMessage),
+    lastSeq: z.number().int(),
+  }),
+  z.object({ type: z.literal("message"), message: RoomMessage }),
+  z.object({
+    type: z.literal("system"),
+    roomId: z.string(),
+    event: z.enum(["join", "leave"]),
+    userId: z.string(),
+    name: z.string(),
+    at: z.number(),
+  }),
+  z.object({ type: z.literal("dm"), message: DmMessage }),
+  z.object({
+    type: z.literal("notification"),
+    kind: z.literal("dm"),
+    conversationId: z.string(),
+    from: z.string(),
+    fromName: z.string(),
+    preview: z.string(),
+    unread: z.number().int(),
+  }),
+  z.object({ type: z.literal("presence"), userId: z.string(), status: Status, lastSeen: z.number().nullable() }),
+  z.object({
+    type: z.literal("typing"),
+    userId: z.string(),
+    on: z.boolean(),
+    roomId: z.string().optional(),
+    conversationId: z.string().optional(),
+  }),
+  z.object({ type: z.literal("read"), conversationId: z.string(), userId: z.string(), seq: z.number().int() }),
+  z.object({
+    type: z.literal("ack"),
+    id: RequestId,
+    message: z.union([RoomMessage, DmMessage]).optional(),
+    duplicate: z.boolean().optional(),
+  }),
+  z.object({
+    type: z.literal("error"),
+    id: RequestId,
+    code: WsErrorCode,
+    message: z.string(),
+    retryAfterMs: z.number().int().optional(),
+  }),
+  z.object({ type: z.literal("pong"), id: RequestId }),
+  z.object({
+    type: z.literal("suggestion"),
+    nearbyUsers: z.number().int(),
+    rooms: z.array(z.object({ id: z.string(), name: z.string(), distanceKm: z.number() })),
+    proposed: z.object({ name: z.string(), category: z.string(), lat: z.number(), lon: z.number() }).nullable(),
+  }),
+]);
+type ServerFrame = z.infer<typeof ServerFrame>;
+
+/** Several frames coalesced into one when they arrive faster than one-by-one sends can go out. In order. */
+export const BatchFrame = z.object({ type: z.literal("batch"), frames: z.array(ServerFrame) });
+
+export const ServerMessage = z.union([ServerFrame, BatchFrame]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+/** A frame that may go inside a batch (everything but `batch`). */
+export type ServerFrameMessage = ServerFrame;
+
+// ---------------------------------------------------------------- parsing
+
+export type ParseResult =
+  | { ok: true; msg: ClientMessage }
+  | { ok: false; id?: string | number; code: WsErrorCode; message: string };
+
+/** Parses one client frame: size, JSON, then the schema. Never throws. */
+export function parseClientMessage(raw: string | ArrayBuffer): ParseResult {
+  const bytes = typeof raw === "string" ? utf8Length(raw) : raw.byteLength;
+  if (bytes > FRAME_MAX_BYTES) {
+    return { ok: false, code: "too_large", message: `frame is ${bytes} bytes; the limit is ${FRAME_MAX_BYTES}` };
+  }
+  if (typeof raw !== "string") return { ok: false, code: "bad_request", message: "binary frames are not supported; send JSON text" };
+  let data: unknown;
+  try {
+    data = JSON.parse(raw);
+  } catch {
+    return { ok: false, code: "bad_request", message: "frame is not valid JSON" };
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return { ok: false, code: "bad_request", message: "frame must be a JSON object with a `type`" };
+  }
+  const obj = data as Record<string, unknown>;
+  const id = typeof obj.id === "string" || typeof obj.id === "number" ? obj.id : undefined;
+  const result = ClientMessage.safeParse(data);
+  if (result.success) return { ok: true, msg: result.data };
+  const issue = result.error.issues[0];
+  if (issue?.code === "invalid_union" && issue.path.length === 1 && issue.path[0] === "type") {
+    return { ok: false, id, code: "bad_request", message: `unknown frame type ${JSON.stringify(obj.type)}` };
+  }
+  if (issue?.code === "too_big" && issue.path[0] === "text") {
+    return { ok: false, id, code: "too_large", message: issue.message };
+  }
+  const where = issue?.path?.length ? `${issue.path.join(".")}: ` : "";
+  return { ok: false, id, code: "bad_request", message: `${where}${issue?.message ?? "invalid frame"}` };
+}
+
+function utf8Length(s: string): number {
+  // Cheap upper bound first: most frames are far below the limit.
+  if (s.length * 3 <= FRAME_MAX_BYTES) return s.length;
+  return new TextEncoder().encode(s).byteLength;
+}
+
+/** Exhaustiveness guard for `switch (msg.type)`. */
+export function assertNever(x: never): never {
+  throw new Error(`unhandled: ${JSON.stringify(x)}`);
+}
