@@ -1,0 +1,4 @@
+/** /api routes for blocks. */
+import { createRouter } from "../openapi";
+
+export const blocks = createRouter();

@@ -1,0 +1,4 @@
+/** /api routes for dms. */
+import { createRouter } from "../openapi";
+
+export const dms = createRouter();

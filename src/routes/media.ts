@@ -1,0 +1,4 @@
+/** /api routes for media. */
+import { createRouter } from "../openapi";
+
+export const media = createRouter();

@@ -1,0 +1,4 @@
+/** /api routes for presence. */
+import { createRouter } from "../openapi";
+
+export const presence = createRouter();

@@ -1,0 +1,4 @@
+/** /api routes for rooms. */
+import { createRouter } from "../openapi";
+
+export const rooms = createRouter();

@@ -1,0 +1,4 @@
+/** /api routes for suggestions. */
+import { createRouter } from "../openapi";
+
+export const suggestions = createRouter();
