@@ -2,7 +2,7 @@
  * Binding uploaded media to the message that carries it. Called by the ChatRoom and Inbox objects
  * only when a message has `mediaIds`, so plain text stays off D1.
  */
-import { and, eq, inArray, isNull } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import { db } from "../db/queries";
 import { media } from "../db/schema";
 import type { MediaDescriptor } from "../protocol";
@@ -23,7 +23,9 @@ export function mediaUrl(id: string): string {
 
 /**
  * Checks that every id exists, is owned by `ownerId`, and is unattached or already attached to this
- * same scope (a retried send), then attaches the unattached ones. Descriptors come back in the order given.
+ * same scope (a retried send), then attaches the unattached ones, all or none. Descriptors come back in
+ * the order given, duplicates removed. Someone else's media is reported as `not_found`, like a missing id;
+ * media attached elsewhere (or taken by a concurrent send) as `forbidden`. See docs/media.md.
  */
 export async function claimMedia(env: Env, ownerId: string, mediaIds: readonly string[], scope: MediaScope): Promise<ClaimResult> {
   const ids = [...new Set(mediaIds)];
@@ -43,13 +45,16 @@ export async function claimMedia(env: Env, ownerId: string, mediaIds: readonly s
     }
   }
   if (unbound.length > 0) {
+    const stillFree = and(inArray(media.id, unbound), eq(media.ownerId, ownerId), isNull(media.boundKind));
+    // All or nothing, in one statement (D1 runs a statement atomically): a concurrent send or
+    // delete may have taken one of them since the read above, and then none is bound, so no media
+    // is left attached to a message that was never stored.
     const res = await db(env)
       .update(media)
       .set({ boundKind: scope.kind, boundId, boundPeer })
-      .where(and(inArray(media.id, unbound), eq(media.ownerId, ownerId), isNull(media.boundKind)));
-    // A concurrent send may have claimed one of them between the read and this write.
-    if ((res.meta?.changes ?? unbound.length) !== unbound.length) {
-      return { ok: false, code: "forbidden", message: "media was attached to another message concurrently" };
+      .where(and(stillFree, sql`(select count(*) from ${media} where ${stillFree}) = ${unbound.length}`));
+    if (res.meta.changes !== unbound.length) {
+      return { ok: false, code: "forbidden", message: "media was attached to another message or deleted concurrently" };
     }
   }
   return {
