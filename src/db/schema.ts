@@ -4,7 +4,7 @@
  * Edit this file, then `npm run db:generate` writes the migration into migrations/.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Users, provisioned from token claims (`sub`, `name`) on first use. */
 export const users = sqliteTable("users", {
@@ -68,11 +68,32 @@ export const userLocations = sqliteTable(
     userId: text("user_id").primaryKey(),
     lat: real("lat").notNull(),
     lon: real("lon").notNull(),
-    /** Spatial cell of (lat, lon); queries touch only the cells around the caller. */
+    /** Spatial cell of (lat, lon) (`cellOf` in src/geo.ts); queries touch only the cells around the caller. */
     cell: text("cell").notNull(),
     updatedAt: integer("updated_at").notNull(),
+    /** Unit vector of (lat, lon): SQL tests great-circle distance as a dot product, without trigonometry. */
+    x: real("x").notNull().default(0),
+    y: real("y").notNull().default(0),
+    z: real("z").notNull().default(0),
+    /** Where the location came from: the client's own coordinates, or the edge's IP geolocation (`cf`). */
+    source: text("source", { enum: ["client", "cf"] }).notNull().default("client"),
   },
-  (t) => [index("user_locations_cell_idx").on(t.cell, t.updatedAt)],
+  // Covering index for the nearby count: one range per cell on (cell, updated_at), and the
+  // distance test and caller exclusion read the index entry only, never the table row.
+  (t) => [index("user_locations_near_idx").on(t.cell, t.updatedAt, t.x, t.y, t.z, t.userId)],
+);
+
+/** Suggestion notifications sent: at most one per user, area (`areaOf`) and UTC day. */
+export const suggestionNotices = sqliteTable(
+  "suggestion_notices",
+  {
+    userId: text("user_id").notNull(),
+    area: text("area").notNull(),
+    /** UTC day number (ms since the epoch / 86 400 000). */
+    day: integer("day").notNull(),
+    sentAt: integer("sent_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.area, t.day] })],
 );
 
 /** Results of the scheduled self-check, for GET /health/uptime. */

@@ -1,9 +1,646 @@
+/**
+ * ChatRoom: one Durable Object per public room (`roomStub(env, roomId)`).
+ *
+ * It owns the room's hibernatable WebSockets, who is present, the message log in its own SQLite
+ * storage (authoritative; REST history is the `history` RPC), the per-room sequence numbers, the
+ * per-connection token buckets and the join/leave system frames. The hot path (frame in → validate
+ * → store here → ack → fan out) touches neither D1 nor any other network hop, except the media claim
+ * when a message carries `mediaIds`.
+ *
+ * Survives hibernation and eviction: socket state is in each socket's attachment, the log and the
+ * room id are in storage; the in-memory maps are caches rebuilt from `ctx.getWebSockets()`.
+ */
 import { DurableObject } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { db } from "../db/queries";
+import { rooms } from "../db/schema";
+import { numVar } from "../env";
+import { ApiError, errorResponse } from "../errors";
+import { claimMedia } from "../media/claim";
+import {
+  assertNever,
+  CLOSE,
+  type ClientMessage,
+  type MediaDescriptor,
+  PAGE_MAX,
+  parseClientMessage,
+  PING_FRAME,
+  PONG_FRAME,
+  type RoomMessage,
+  type ServerMessage,
+  type WsErrorCode,
+} from "../protocol";
+import { Fanout } from "./fanout";
+import { hasOtherJoined, onlineCount, presentUsers, type RoomSession, sweep } from "./presence";
+import { type BucketConfig, fullBucket, take } from "./rate-limit";
+import { getSession, setSession } from "./session";
+
+/**
+ * Headers the Worker route sets on the request it forwards to the room, overwriting any the client
+ * sent. Values are URI-encoded (names may be any Unicode; header values may not).
+ */
+export const ROOM_HEADERS = {
+  userId: "X-Chat-User-Id",
+  userName: "X-Chat-User-Name",
+  roomId: "X-Chat-Room-Id",
+  protocol: "X-Chat-Ws-Protocol",
+} as const;
+
+/** Messages in `room_state` on a join without `since`. */
+export const ROOM_STATE_RECENT = 50;
+/** Messages per `batch` frame while replaying after `since`. */
+export const REPLAY_CHUNK = PAGE_MAX;
+/** Open sockets one user may hold in one room (tabs, devices). */
+export const SOCKETS_PER_USER_MAX = 32;
+/** Debounce of the room's stats (online count, message count, last message time) written to D1. */
+export const STATS_DEBOUNCE_MS = 2_000;
+/** Retry delay when the D1 stats write fails. */
+const STATS_RETRY_MS = 10_000;
+
+/** A page of history, newest first. */
+export interface HistoryPage {
+  messages: RoomMessage[];
+  /** Pass as `before` for the next (older) page; null when this page reaches the first message. */
+  nextBefore: number | null;
+}
+
+type MessageRow = {
+  seq: number;
+  id: string;
+  user_id: string;
+  user_name: string;
+  client_msg_id: string;
+  text: string | null;
+  media: string | null;
+  reply_to: string | null;
+  created_at: number;
+};
+
+interface Conn {
+  ws: WebSocket;
+  session: RoomSession;
+}
 
 /** One public room: its sockets, presence, message log and sequence numbers. */
 export class ChatRoom extends DurableObject<Env> {
-  /** Round trip used by /health/ready. */
+  /** Open sockets by connection id; rebuilt from attachments on wake-up. */
+  private readonly conns = new Map<string, Conn>();
+  private readonly fanout: Fanout<WebSocket>;
+  private readonly bucketCfg: BucketConfig;
+  private readonly abuseLimit: number;
+  private readonly presenceTimeoutMs: number;
+
+  /** Loaded from storage by `ensureSchema()`; null until then. */
+  private roomId: string | null = null;
+  private lastSeq = 0;
+  private lastMessageAt: number | null = null;
+  /** When the pending D1 stats write is due; null when nothing changed since the last one. */
+  private statsDueAt: number | null = null;
+  private schemaReady = false;
+  /** Cache of the scheduled alarm (loaded in the constructor). */
+  private alarmAt: number | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    // Answered by the runtime without waking the object: keeps idle rooms hibernated.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    this.bucketCfg = { burst: numVar(env.RATE_BURST, 20), refillPerSec: numVar(env.RATE_REFILL_PER_SEC, 10) };
+    this.abuseLimit = numVar(env.RATE_ABUSE_LIMIT, 50);
+    this.presenceTimeoutMs = numVar(env.PRESENCE_TIMEOUT_MS, 45_000);
+    for (const ws of ctx.getWebSockets()) {
+      const session = getSession<RoomSession>(ws);
+      if (session) this.conns.set(session.connId, { ws, session });
+    }
+    this.fanout = new Fanout<WebSocket>({
+      targets: () => this.joinedSockets(),
+      windowMs: Math.max(0, numVar(env.FANOUT_WINDOW_MS, 5)),
+      onSendError: (ws, err) => this.log("send failed", err, getSession<RoomSession>(ws)?.connId),
+    });
+    // Reading the alarm creates no state, so the `__health__` ping stays stateless.
+    void ctx.blockConcurrencyWhile(async () => {
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
+  }
+
+  /** Round trip used by /health/ready. Touches no storage, so any id (e.g. `__health__`) stays empty. */
   async ping(): Promise<number> {
     return Date.now();
+  }
+
+  /** Room history, newest first, `before` exclusive (a seq). Called by the Worker after it checked the room exists. */
+  async history(roomId: string, before: number | null, limit: number): Promise<HistoryPage> {
+    this.ensureSchema();
+    this.rememberRoomId(roomId);
+    const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
+    const upper = before === null ? Number.MAX_SAFE_INTEGER : before;
+    const rows = this.ctx.storage.sql
+      .exec<MessageRow>("SELECT * FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?", upper, n)
+      .toArray();
+    const messages = rows.map((r) => this.toMessage(r));
+    // seq is gap-free from 1, so an older page exists exactly when this one stops above seq 1.
+    const oldest = messages.at(-1)?.seq;
+    return { messages, nextBefore: oldest !== undefined && oldest > 1 && messages.length === n ? oldest : null };
+  }
+
+  /** Presence and stats of the room, for tests and diagnostics. */
+  async snapshot(): Promise<{ roomId: string | null; lastSeq: number; sockets: number; present: { userId: string; name: string }[] }> {
+    this.ensureSchema();
+    return {
+      roomId: this.roomId,
+      lastSeq: this.lastSeq,
+      sockets: this.conns.size,
+      present: presentUsers(this.sessions()),
+    };
+  }
+
+  /** The WebSocket upgrade, forwarded by the Worker with the trusted `ROOM_HEADERS`. */
+  override async fetch(request: Request): Promise<Response> {
+    try {
+      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+        return Response.json(
+          { error: { code: "bad_request", message: "Expected a WebSocket upgrade.", requestId: "" } },
+          { status: 426, headers: { Upgrade: "websocket" } },
+        );
+      }
+      const userId = decodeHeader(request.headers.get(ROOM_HEADERS.userId));
+      const name = decodeHeader(request.headers.get(ROOM_HEADERS.userName)) ?? userId;
+      const roomId = decodeHeader(request.headers.get(ROOM_HEADERS.roomId));
+      const protocol = decodeHeader(request.headers.get(ROOM_HEADERS.protocol));
+      if (!userId || !name || !roomId) {
+        return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
+      }
+      this.ensureSchema();
+      this.rememberRoomId(roomId);
+      let mine = 0;
+      for (const c of this.conns.values()) if (c.session.userId === userId) mine++;
+      if (mine >= SOCKETS_PER_USER_MAX) {
+        return errorResponse(
+          new ApiError({ code: "rate_limited", message: `At most ${SOCKETS_PER_USER_MAX} open sockets per user in a room.` }),
+        );
+      }
+
+      const pair = new WebSocketPair();
+      const [client, server] = [pair[0], pair[1]];
+      const now = Date.now();
+      const session: RoomSession = {
+        connId: crypto.randomUUID(),
+        userId,
+        name,
+        connectedAt: now,
+        bucket: fullBucket(this.bucketCfg, now),
+        strikes: 0,
+        joined: false,
+        lastSeenAt: now,
+      };
+      this.ctx.acceptWebSocket(server);
+      setSession(server, session);
+      this.conns.set(session.connId, { ws: server, session });
+      this.scheduleAlarm(now + this.presenceTimeoutMs + 1);
+      const headers = protocol ? { "Sec-WebSocket-Protocol": protocol } : undefined;
+      return new Response(null, { status: 101, webSocket: client, headers });
+    } catch (err) {
+      this.log("upgrade failed", err);
+      return errorResponse(new ApiError({ code: "internal", message: "Internal error." }));
+    }
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    let conn: Conn | null = null;
+    let requestId: string | number | undefined;
+    try {
+      // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped.
+      if (ws.readyState !== WebSocket.OPEN) return;
+      conn = this.connOf(ws);
+      if (!conn) {
+        // A socket without an attachment cannot be attributed to a user; refuse it cleanly.
+        ws.close(CLOSE.POLICY, "unknown connection");
+        return;
+      }
+      this.ensureSchema();
+      const s = conn.session;
+      const now = Date.now();
+      const parsed = parseClientMessage(raw);
+      requestId = parsed.ok ? parsed.msg.id : parsed.id;
+      // Every frame costs a token, bad ones too, so garbage cannot be flooded for free.
+      const t = take(s.bucket, this.bucketCfg, now);
+      s.bucket = t.state;
+      s.lastSeenAt = now;
+      if (!t.ok) {
+        s.strikes++;
+        setSession(ws, s);
+        if (s.strikes >= this.abuseLimit) {
+          this.send(ws, { type: "error", id: requestId, code: "rate_limited", message: "Too many frames; closing.", retryAfterMs: t.retryAfterMs });
+          this.closeAndDepart(conn, CLOSE.POLICY, "rate limit exceeded");
+          return;
+        }
+        this.send(ws, {
+          type: "error",
+          id: requestId,
+          code: "rate_limited",
+          message: `Rate limit: ${this.bucketCfg.burst} frames burst, ${this.bucketCfg.refillPerSec}/s sustained.`,
+          retryAfterMs: t.retryAfterMs,
+        });
+        return;
+      }
+      s.strikes = 0;
+      setSession(ws, s);
+      if (!parsed.ok) {
+        this.sendError(ws, parsed.id, parsed.code, parsed.message);
+        return;
+      }
+      await this.dispatch(conn, parsed.msg);
+    } catch (err) {
+      this.log("frame failed", err, conn?.session.connId);
+      this.sendError(ws, requestId, "internal", "Internal error; nothing was stored.");
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
+    try {
+      const conn = this.connOf(ws);
+      if (conn) this.depart(conn);
+      // Complete the closing handshake; reserved codes (1005, 1006) must not be sent back.
+      try {
+        ws.close(code === 1005 || code === 1006 || code === 1015 ? CLOSE.NORMAL : code, "closed");
+      } catch {
+        // Already closed by the runtime's automatic reply.
+      }
+    } catch (err) {
+      this.log("close failed", err);
+    }
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    try {
+      const conn = this.connOf(ws);
+      this.log("socket error", error, conn?.session.connId);
+      if (conn) this.depart(conn);
+    } catch (err) {
+      this.log("error handler failed", err);
+    }
+  }
+
+  /**
+   * The heartbeat sweep and the debounced stats write share the one alarm. Sockets silent for longer
+   * than PRESENCE_TIMEOUT_MS (no frame, no auto-answered ping) are closed and leave; the next alarm
+   * is set for the earliest moment another socket could expire, so an idle room with no sockets has none.
+   */
+  override async alarm(): Promise<void> {
+    this.alarmAt = null;
+    try {
+      this.ensureSchema();
+      const now = Date.now();
+      const items = [...this.conns.values()].map((conn) => ({
+        session: conn.session,
+        conn,
+        autoResponseAt: this.ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? null,
+      }));
+      const { expired, nextAt } = sweep(items, now, this.presenceTimeoutMs);
+      for (const s of expired) {
+        const conn = this.conns.get(s.connId);
+        if (conn) this.closeAndDepart(conn, CLOSE.GOING_AWAY, "heartbeat timeout");
+      }
+      if (this.statsDueAt !== null) await this.writeStats();
+      if (nextAt !== null) this.scheduleAlarm(nextAt);
+    } catch (err) {
+      this.log("alarm failed", err);
+      // Try again later rather than lose the sweep or the stats.
+      this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
+    }
+  }
+
+  // ------------------------------------------------------------------ frames
+
+  private async dispatch(conn: Conn, msg: ClientMessage): Promise<void> {
+    const { ws, session: s } = conn;
+    switch (msg.type) {
+      case "join_room":
+        this.join(conn, msg.since);
+        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        return;
+      case "leave_room":
+        this.leave(conn);
+        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        return;
+      case "send_room_message":
+        await this.sendMessage(conn, msg);
+        return;
+      case "typing":
+        if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before typing.");
+        this.fanout.publish({ type: "typing", userId: s.userId, on: msg.on, roomId: this.roomId ?? undefined }, { except: ws });
+        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        return;
+      case "ping":
+        // A ping with an `id` is not the exact auto-response frame, so it reaches the object.
+        this.send(ws, { type: "pong", id: msg.id });
+        return;
+      case "send_dm":
+      case "mark_read":
+      case "presence":
+      case "subscribe_presence":
+      case "unsubscribe_presence":
+      case "sync":
+        return this.sendError(ws, msg.id, "bad_request", `\`${msg.type}\` belongs on the inbox socket (/api/chat/ws), not a room socket.`);
+      default:
+        assertNever(msg);
+    }
+  }
+
+  /**
+   * Marks the socket joined and sends `room_state`, then, with `since`, every message after it in
+   * seq order. Reading the log and becoming a fan-out target happen in one synchronous step, so no
+   * live message can fall between the replay and the live stream, nor arrive twice.
+   */
+  private join(conn: Conn, since: number | undefined): void {
+    const { ws, session: s } = conn;
+    // Frames queued before this join go only to the sockets that were joined when they were published.
+    this.fanout.flush();
+    const wasJoined = s.joined;
+    const announce = !wasJoined && !hasOtherJoined(this.sessions(), s.userId, s.connId);
+    if (!wasJoined) {
+      s.joined = true;
+      setSession(ws, s);
+    }
+    const recent =
+      since === undefined
+        ? this.ctx.storage.sql
+            .exec<MessageRow>("SELECT * FROM messages ORDER BY seq DESC LIMIT ?", ROOM_STATE_RECENT)
+            .toArray()
+            .reverse()
+            .map((r) => this.toMessage(r))
+        : [];
+    this.send(ws, {
+      type: "room_state",
+      roomId: this.roomId ?? "",
+      present: presentUsers(this.sessions()),
+      messages: recent,
+      lastSeq: this.lastSeq,
+    });
+    if (since !== undefined && since < this.lastSeq) this.replay(ws, since);
+    if (announce) {
+      // The joining socket learns it is present from room_state; the others get the system frame.
+      this.fanout.publish(
+        { type: "system", roomId: this.roomId ?? "", event: "join", userId: s.userId, name: s.name, at: Date.now() },
+        { except: ws },
+      );
+      this.markStatsDirty();
+    }
+  }
+
+  /** Sends every message after `since` as `batch` frames of up to REPLAY_CHUNK messages, reading the log a page at a time. */
+  private replay(ws: WebSocket, since: number): void {
+    let after = since;
+    for (;;) {
+      const rows = this.ctx.storage.sql
+        .exec<MessageRow>("SELECT * FROM messages WHERE seq > ? ORDER BY seq ASC LIMIT ?", after, REPLAY_CHUNK)
+        .toArray();
+      if (rows.length === 0) return;
+      const frames = rows.map((r) => ({ type: "message" as const, message: this.toMessage(r) }));
+      if (frames.length === 1) this.send(ws, frames[0]);
+      else this.send(ws, { type: "batch", frames });
+      after = rows[rows.length - 1].seq;
+      if (rows.length < REPLAY_CHUNK) return;
+    }
+  }
+
+  private leave(conn: Conn): void {
+    const { ws, session: s } = conn;
+    if (!s.joined) return;
+    s.joined = false;
+    setSession(ws, s);
+    this.announceLeaveIfLast(s);
+  }
+
+  private async sendMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>): Promise<void> {
+    const { ws, session: s } = conn;
+    if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
+    const first = this.findSent(s.userId, msg.clientMsgId);
+    if (first) return this.send(ws, { type: "ack", id: msg.id, message: first, duplicate: true });
+    if (msg.replyTo !== undefined) {
+      const target = this.ctx.storage.sql.exec("SELECT 1 FROM messages WHERE id = ?", msg.replyTo).toArray();
+      if (target.length === 0) return this.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
+    }
+    let media: MediaDescriptor[] | undefined;
+    if (msg.mediaIds !== undefined && msg.mediaIds.length > 0) {
+      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds, { kind: "room", roomId: this.roomId ?? "" });
+      if (!claimed.ok) return this.sendError(ws, msg.id, claimed.code, claimed.message);
+      media = claimed.media;
+      // Other frames ran while the claim awaited D1: the same send may have been stored meanwhile.
+      const raced = this.findSent(s.userId, msg.clientMsgId);
+      if (raced) return this.send(ws, { type: "ack", id: msg.id, message: raced, duplicate: true });
+    }
+    // From here to the publish nothing awaits, so seq order is storage order is delivery order.
+    const message: RoomMessage = {
+      id: crypto.randomUUID(),
+      roomId: this.roomId ?? "",
+      seq: this.lastSeq + 1,
+      userId: s.userId,
+      userName: s.name,
+      clientMsgId: msg.clientMsgId,
+      text: msg.text,
+      media,
+      replyTo: msg.replyTo,
+      createdAt: Date.now(),
+    };
+    this.ctx.storage.sql.exec(
+      `INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, media, reply_to, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      message.seq,
+      message.id,
+      message.userId,
+      message.userName,
+      message.clientMsgId,
+      message.text ?? null,
+      media ? JSON.stringify(media) : null,
+      message.replyTo ?? null,
+      message.createdAt,
+    );
+    this.lastSeq = message.seq;
+    this.lastMessageAt = message.createdAt;
+    // The output gate holds these sends until the insert is durable: no ack for a lost message.
+    this.send(ws, { type: "ack", id: msg.id, message });
+    this.fanout.publish({ type: "message", message });
+    this.markStatsDirty();
+  }
+
+  // ------------------------------------------------------------------ presence
+
+  /** Closes a socket from the server side and applies its departure now (the close event may never come). */
+  private closeAndDepart(conn: Conn, code: number, reason: string): void {
+    this.depart(conn);
+    try {
+      conn.ws.close(code, reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  /** Removes a socket; idempotent. Announces `leave` when it was the user's last joined socket. */
+  private depart(conn: Conn): void {
+    if (!this.conns.delete(conn.session.connId)) return;
+    if (conn.session.joined) this.announceLeaveIfLast(conn.session);
+  }
+
+  private announceLeaveIfLast(s: RoomSession): void {
+    if (hasOtherJoined(this.sessions(), s.userId, s.connId)) return;
+    this.fanout.publish({ type: "system", roomId: this.roomId ?? "", event: "leave", userId: s.userId, name: s.name, at: Date.now() });
+    this.markStatsDirty();
+  }
+
+  private *sessions(): Iterable<RoomSession> {
+    for (const c of this.conns.values()) yield c.session;
+  }
+
+  private *joinedSockets(): Iterable<WebSocket> {
+    for (const c of this.conns.values()) if (c.session.joined) yield c.ws;
+  }
+
+  /** The cached connection of a socket, re-read from its attachment when the cache missed it. */
+  private connOf(ws: WebSocket): Conn | null {
+    const session = getSession<RoomSession>(ws);
+    if (!session) return null;
+    const cached = this.conns.get(session.connId);
+    if (cached) {
+      cached.ws = ws;
+      return cached;
+    }
+    const conn = { ws, session };
+    this.conns.set(session.connId, conn);
+    return conn;
+  }
+
+  // ------------------------------------------------------------------ storage
+
+  private ensureSchema(): void {
+    if (this.schemaReady) return;
+    const sql = this.ctx.storage.sql;
+    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
+    // seq is the rowid: range scans by seq are index scans. (user_id, client_msg_id) makes resends idempotent.
+    sql.exec(`CREATE TABLE IF NOT EXISTS messages (
+      seq INTEGER PRIMARY KEY,
+      id TEXT NOT NULL UNIQUE,
+      user_id TEXT NOT NULL,
+      user_name TEXT NOT NULL,
+      client_msg_id TEXT NOT NULL,
+      text TEXT,
+      media TEXT,
+      reply_to TEXT,
+      created_at INTEGER NOT NULL,
+      UNIQUE (user_id, client_msg_id)
+    )`);
+    const meta = new Map(sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray().map((r) => [r.key, r.value]));
+    this.roomId = meta.get("room_id") ?? null;
+    const due = meta.get("stats_due");
+    this.statsDueAt = due === undefined ? null : Number(due);
+    const last = sql.exec<{ seq: number; created_at: number }>("SELECT seq, created_at FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];
+    this.lastSeq = last?.seq ?? 0;
+    this.lastMessageAt = last?.created_at ?? null;
+    this.schemaReady = true;
+  }
+
+  /** A Durable Object does not know its name: the room id is stored on first use. */
+  private rememberRoomId(roomId: string): void {
+    if (this.roomId === roomId) return;
+    if (this.roomId !== null) {
+      this.log(`room id mismatch: stored ${this.roomId}, request ${roomId}`, null);
+      return;
+    }
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('room_id', ?)", roomId);
+    this.roomId = roomId;
+  }
+
+  private findSent(userId: string, clientMsgId: string): RoomMessage | null {
+    const row = this.ctx.storage.sql
+      .exec<MessageRow>("SELECT * FROM messages WHERE user_id = ? AND client_msg_id = ?", userId, clientMsgId)
+      .toArray()[0];
+    return row ? this.toMessage(row) : null;
+  }
+
+  private toMessage(r: MessageRow): RoomMessage {
+    const m: RoomMessage = {
+      id: r.id,
+      roomId: this.roomId ?? "",
+      seq: r.seq,
+      userId: r.user_id,
+      userName: r.user_name,
+      clientMsgId: r.client_msg_id,
+      createdAt: r.created_at,
+    };
+    if (r.text !== null) m.text = r.text;
+    if (r.media !== null) m.media = JSON.parse(r.media) as MediaDescriptor[];
+    if (r.reply_to !== null) m.replyTo = r.reply_to;
+    return m;
+  }
+
+  /** Marks the D1 stats stale; the write happens in the alarm, at most once per STATS_DEBOUNCE_MS. */
+  private markStatsDirty(): void {
+    if (this.statsDueAt !== null) return;
+    this.statsDueAt = Date.now() + STATS_DEBOUNCE_MS;
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('stats_due', ?)", String(this.statsDueAt));
+    this.scheduleAlarm(this.statsDueAt);
+  }
+
+  private async writeStats(): Promise<void> {
+    if (this.roomId === null) {
+      this.clearStatsDue();
+      return;
+    }
+    try {
+      await db(this.env)
+        .update(rooms)
+        .set({ onlineCount: onlineCount(this.sessions()), messageCount: this.lastSeq, lastMessageAt: this.lastMessageAt })
+        .where(eq(rooms.id, this.roomId));
+      this.clearStatsDue();
+    } catch (err) {
+      this.log("stats write failed", err);
+      this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
+    }
+  }
+
+  private clearStatsDue(): void {
+    this.statsDueAt = null;
+    this.ctx.storage.sql.exec("DELETE FROM meta WHERE key = 'stats_due'");
+  }
+
+  /** Moves the alarm earlier to `at` if needed; never later. */
+  private scheduleAlarm(at: number): void {
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at).catch((err) => this.log("setAlarm failed", err));
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  private send(ws: WebSocket, frame: ServerMessage): void {
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch (err) {
+      this.log("send failed", err, getSession<RoomSession>(ws)?.connId);
+    }
+  }
+
+  private sendError(ws: WebSocket, id: string | number | undefined, code: WsErrorCode, message: string): void {
+    this.send(ws, { type: "error", id, code, message });
+  }
+
+  private log(what: string, err: unknown, connId?: string): void {
+    console.error(
+      JSON.stringify({
+        level: "error",
+        object: `ChatRoom:${this.roomId ?? this.ctx.id.toString()}`,
+        connId,
+        what,
+        error: err instanceof Error ? err.message : err === null ? undefined : String(err),
+      }),
+    );
+  }
+}
+
+function decodeHeader(value: string | null): string | null {
+  if (value === null || value === "") return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
   }
 }

@@ -1,9 +1,1105 @@
+/**
+ * One user's inbox (one Durable Object per user id): every socket of the user (devices and tabs),
+ * the user's DM conversations and their copy of each message, unread counts, the user's block list
+ * (authoritative) and the user's status with who is subscribed to it.
+ *
+ * Cross-user work is RPC between inboxes: a DM is stored by the recipient's inbox first (it owns the
+ * recipient's blocks and numbering), then by the sender's; presence changes go from the user's inbox
+ * to each subscriber's inbox. Nothing on the message hot path touches D1 except a first message to a
+ * new peer (does the user exist?) and messages with media (claiming them).
+ */
 import { DurableObject } from "cloudflare:workers";
+import { findUser } from "../db/queries";
+import { numVar } from "../env";
+import { claimMedia } from "../media/claim";
+import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, ServerMessage, WsErrorCode } from "../protocol";
+import { assertNever, CLOSE, PAGE_MAX, parseClientMessage, PING_FRAME, PONG_FRAME } from "../protocol";
+import { conversationIdFor, nextReadSeq, previewOf } from "./conversation";
+import { fullBucket, take } from "./rate-limit";
+import type { BucketConfig } from "./rate-limit";
+import { getSession, setSession } from "./session";
+import type { BaseSession } from "./session";
+import { chosenOnConnect, HIDDEN, publicView, sameView, sweepPlan } from "./status";
+import type { ChosenStatus, OwnStatus, StatusView } from "./status";
+import { inboxStub } from "./stubs";
+
+/** Trusted headers the Worker sets on the upgrade it forwards here (client values are overwritten). */
+export const INBOX_HEADERS = {
+  userId: "X-Inbox-User-Id",
+  /** URI-encoded: display names may hold characters a header cannot. */
+  userName: "X-Inbox-User-Name",
+  protocol: "X-Inbox-Protocol",
+} as const;
+
+/** A socket's attachment: the common session plus the time of its last frame. */
+export interface InboxSession extends BaseSession {
+  /** Epoch ms of the last frame received (auto-answered pings are tracked by the runtime). */
+  lastActive: number;
+}
+
+/** A conversation as listed for its owner. */
+export interface ConversationSummary {
+  id: string;
+  peer: { id: string; name: string };
+  lastMessage: DmMessage | null;
+  unread: number;
+  lastSeq: number;
+  /** The owner's read position, in the owner's numbering. */
+  readSeq: number;
+  /** The peer's read position, translated into the owner's numbering. */
+  peerReadSeq: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The recipient inbox's answer to a delivery. */
+export type ReceiveResult =
+  | { ok: true; message: DmMessage; duplicate: boolean; peerView: StatusView | null; subscribedBack: boolean }
+  | { ok: false; code: "blocked" };
+
+/** What a DM delivery carries from the sender's inbox. */
+export interface IncomingDm {
+  id: string;
+  conversationId: string;
+  from: string;
+  fromName: string;
+  to: string;
+  clientMsgId: string;
+  text?: string;
+  media?: MediaDescriptor[];
+  createdAt: number;
+  /** The sender subscribes to the recipient's status (first contact): the recipient records it. */
+  senderSubscribes: boolean;
+  /** The sender's status as the recipient may see it, sent on first contact. */
+  senderView: StatusView | null;
+}
+
+export type OpenResult =
+  | { ok: true; created: boolean; conversation: ConversationSummary }
+  | { ok: false; code: "blocked" | "not_found" | "bad_request"; message: string };
+
+/** Most messages replayed per conversation by one `sync` frame; the client repeats from its new position. */
+const REPLAY_MAX = 1000;
+/** Presence and replay frames per `batch` frame. */
+const BATCH_MAX = 100;
+/** Lower bound between two sweeps, so a flood of short deadlines cannot spin the alarm. */
+const SWEEP_MIN_INTERVAL_MS = 1000;
+
+type ConversationRow = {
+  id: string;
+  peer_id: string;
+  peer_name: string;
+  created_at: number;
+  last_seq: number;
+  read_seq: number;
+  peer_read_seq: number;
+  unread: number;
+  last_at: number;
+};
+
+type MessageRow = {
+  conversation_id: string;
+  seq: number;
+  id: string;
+  from_id: string;
+  to_id: string;
+  client_msg_id: string;
+  text: string | null;
+  media: string | null;
+  created_at: number;
+};
+
+class FrameError extends Error {
+  constructor(
+    readonly code: WsErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function rowToMessage(r: MessageRow): DmMessage {
+  const m: DmMessage = {
+    id: r.id,
+    conversationId: r.conversation_id,
+    seq: r.seq,
+    from: r.from_id,
+    to: r.to_id,
+    clientMsgId: r.client_msg_id,
+    createdAt: r.created_at,
+  };
+  if (r.text !== null) m.text = r.text;
+  if (r.media !== null) m.media = JSON.parse(r.media) as MediaDescriptor[];
+  return m;
+}
 
 /** One user's inbox: their sockets, DM conversations, unread counts, blocks and status. */
 export class Inbox extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** Per-conversation send queues, so both inboxes number a conversation's messages in the same order. */
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS conversations (
+        id TEXT PRIMARY KEY,
+        peer_id TEXT NOT NULL UNIQUE,
+        peer_name TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL DEFAULT 0,
+        read_seq INTEGER NOT NULL DEFAULT 0,
+        peer_read_seq INTEGER NOT NULL DEFAULT 0,
+        unread INTEGER NOT NULL DEFAULT 0,
+        last_at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS conversations_last_at ON conversations (last_at DESC);
+      CREATE TABLE IF NOT EXISTS messages (
+        conversation_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        id TEXT NOT NULL,
+        from_id TEXT NOT NULL,
+        to_id TEXT NOT NULL,
+        client_msg_id TEXT NOT NULL,
+        text TEXT,
+        media TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, seq)
+      );
+      CREATE UNIQUE INDEX IF NOT EXISTS messages_client ON messages (conversation_id, from_id, client_msg_id);
+      CREATE INDEX IF NOT EXISTS messages_id ON messages (id);
+      CREATE TABLE IF NOT EXISTS blocks (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS subscriptions (
+        user_id TEXT PRIMARY KEY,
+        auto INTEGER NOT NULL DEFAULT 0,
+        status TEXT,
+        last_seen INTEGER,
+        created_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS subscribers (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+    `);
+    // The runtime answers the exact ping frame itself, without waking the object, and records when.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  // ------------------------------------------------------------------ RPC: health and delivery
+
   /** Round trip used by /health/ready. */
   async ping(): Promise<number> {
     return Date.now();
+  }
+
+  /** Sends one frame to every open socket of the user; returns how many got it. */
+  async deliver(frame: ServerFrameMessage): Promise<number> {
+    return this.broadcast(frame);
+  }
+
+  // ------------------------------------------------------------------ WebSocket lifecycle
+
+  /** Accepts the user's inbox socket. Only the Worker calls this, with the trusted headers set. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade.", { status: 426 });
+    }
+    const userId = request.headers.get(INBOX_HEADERS.userId);
+    if (!userId) return new Response("Missing user.", { status: 400 });
+    let name = userId;
+    try {
+      name = decodeURIComponent(request.headers.get(INBOX_HEADERS.userName) ?? userId);
+    } catch {
+      // A malformed encoding falls back to the id rather than refusing the connection.
+    }
+    this.setOwner(userId);
+    const wasOnline = this.openSockets().length > 0;
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    const now = Date.now();
+    setSession<InboxSession>(server, {
+      connId: crypto.randomUUID(),
+      userId,
+      name,
+      connectedAt: now,
+      bucket: fullBucket(this.bucketConfig(), now),
+      strikes: 0,
+      lastActive: now,
+    });
+    if (!wasOnline) {
+      const own = this.ownStatus();
+      this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
+    }
+    this.setConnected(true);
+    await this.ensureAlarm(now);
+    // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
+    void this.publishStatus().catch((err) => this.log("publish on connect", err));
+    const headers = new Headers();
+    const protocol = request.headers.get(INBOX_HEADERS.protocol);
+    if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const session = getSession<InboxSession>(ws);
+    if (!session) {
+      this.closeQuietly(ws, CLOSE.POLICY, "no session");
+      return;
+    }
+    let requestId: string | number | undefined;
+    try {
+      const now = Date.now();
+      session.lastActive = now;
+      const taken = take(session.bucket, this.bucketConfig(), now);
+      session.bucket = taken.state;
+      if (!taken.ok) {
+        session.strikes += 1;
+        setSession(ws, session);
+        if (session.strikes >= numVar(this.env.RATE_ABUSE_LIMIT, 50)) {
+          this.closeQuietly(ws, CLOSE.POLICY, "rate limit abuse");
+          return;
+        }
+        this.send(ws, {
+          type: "error",
+          code: "rate_limited",
+          message: "too many frames; slow down",
+          retryAfterMs: taken.retryAfterMs,
+        });
+        return;
+      }
+      session.strikes = 0;
+      setSession(ws, session);
+      const parsed = parseClientMessage(raw);
+      if (!parsed.ok) {
+        this.send(ws, { type: "error", id: parsed.id, code: parsed.code, message: parsed.message });
+        return;
+      }
+      requestId = parsed.msg.id;
+      await this.dispatch(ws, session, parsed.msg);
+    } catch (err) {
+      if (err instanceof FrameError) {
+        this.send(ws, { type: "error", id: requestId, code: err.code, message: err.message });
+        return;
+      }
+      this.log("frame", err, session.connId);
+      this.send(ws, { type: "error", id: requestId, code: "internal", message: "internal error; nothing was changed" });
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Completes the closing handshake; reserved codes (1005, 1006) must not be echoed.
+    this.closeQuietly(ws, code === 1005 || code === 1006 || code === 1015 ? CLOSE.NORMAL : code, reason);
+    await this.socketGone(ws);
+  }
+
+  override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    this.log("socket error", error, getSession<InboxSession>(ws)?.connId);
+    this.closeQuietly(ws, CLOSE.INTERNAL, "socket error");
+    await this.socketGone(ws);
+  }
+
+  /**
+   * The dead-connection sweep: closes sockets with no frame and no auto-answered ping for
+   * PRESENCE_TIMEOUT_MS, updates the status, and schedules itself only while sockets remain,
+   * so an idle inbox with no sockets has no alarm at all.
+   */
+  override async alarm(): Promise<void> {
+    try {
+      const now = Date.now();
+      const timeout = this.presenceTimeoutMs();
+      const sockets = this.openSockets();
+      const plan = sweepPlan(
+        sockets.map((ws, key) => ({ key, lastActive: this.lastActive(ws) })),
+        now,
+        timeout,
+      );
+      for (const key of plan.stale) this.closeQuietly(sockets[key], CLOSE.GOING_AWAY, "heartbeat timeout");
+      if (plan.stale.length > 0 && this.openSockets().length === 0) await this.wentOffline(now);
+      if (plan.nextAt !== null) await this.ctx.storage.setAlarm(Math.max(plan.nextAt, now + SWEEP_MIN_INTERVAL_MS));
+    } catch (err) {
+      this.log("alarm", err);
+    }
+  }
+
+  // ------------------------------------------------------------------ frames
+
+  private async dispatch(ws: WebSocket, session: InboxSession, msg: ClientMessage): Promise<void> {
+    switch (msg.type) {
+      case "send_dm":
+        return this.onSendDm(ws, session, msg);
+      case "mark_read":
+        return this.onMarkRead(ws, session, msg);
+      case "typing":
+        return this.onTyping(ws, session, msg);
+      case "presence":
+        return this.onPresence(ws, msg);
+      case "subscribe_presence":
+        return this.onSubscribe(ws, session, msg);
+      case "unsubscribe_presence":
+        return this.onUnsubscribe(ws, session, msg);
+      case "sync":
+        return this.onSync(ws, msg);
+      case "ping":
+        // A ping with extra fields (e.g. an id) is not the auto-answered frame: answer it here.
+        this.send(ws, { type: "pong", id: msg.id });
+        return;
+      case "join_room":
+      case "leave_room":
+      case "send_room_message":
+        throw new FrameError("bad_request", `${msg.type} belongs on a room socket (/api/chat/rooms/:roomId/ws)`);
+      default:
+        assertNever(msg);
+    }
+  }
+
+  private async onSendDm(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "send_dm" }>): Promise<void> {
+    if (msg.to === s.userId) throw new FrameError("bad_request", "to: you cannot send a message to yourself");
+    const conversationId = await conversationIdFor(s.userId, msg.to);
+    // One send at a time per conversation, so both inboxes assign sequence numbers in the same order.
+    const result = await this.serialize(conversationId, () => this.sendDm(s, conversationId, msg));
+    if (!result.ok) throw new FrameError(result.code, result.message);
+    // The sender's other devices see it; the sending socket gets the ack that carries it.
+    if (result.fresh) this.broadcast({ type: "dm", message: result.message }, ws);
+    this.send(ws, { type: "ack", id: msg.id, message: result.message, duplicate: result.duplicate || undefined });
+  }
+
+  private async sendDm(
+    s: InboxSession,
+    conversationId: string,
+    msg: Extract<ClientMessage, { type: "send_dm" }>,
+  ): Promise<
+    | { ok: true; message: DmMessage; duplicate: boolean; fresh: boolean }
+    | { ok: false; code: WsErrorCode; message: string }
+  > {
+    const mine = this.messageByClientId(conversationId, s.userId, msg.clientMsgId);
+    // Both copies exist already (the recipient's is stored first): answer the first ack again.
+    if (mine) return { ok: true, message: mine, duplicate: true, fresh: false };
+    if (this.isBlocking(msg.to)) return { ok: false, code: "blocked", message: "you have blocked this user" };
+    const existing = this.conversation(conversationId);
+    let peerName = existing?.peer_name;
+    if (!existing) {
+      // Only a first message to a new peer pays for a directory lookup.
+      const user = await findUser(this.env, msg.to);
+      if (!user) return { ok: false, code: "not_found", message: `user ${msg.to} not found` };
+      peerName = user.name;
+    }
+    let media: MediaDescriptor[] | undefined;
+    if (msg.mediaIds && msg.mediaIds.length > 0) {
+      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds, { kind: "dm", conversationId, peerId: msg.to });
+      if (!claimed.ok) return { ok: false, code: claimed.code, message: claimed.message };
+      media = claimed.media;
+    }
+    const text = msg.text !== undefined && msg.text.trim().length > 0 ? msg.text : undefined;
+    const firstContact = !existing;
+    const subscribe = firstContact && this.canAutoSubscribe(msg.to);
+    const res = await inboxStub(this.env, msg.to).receiveDm({
+      id: crypto.randomUUID(),
+      conversationId,
+      from: s.userId,
+      fromName: s.name,
+      to: msg.to,
+      clientMsgId: msg.clientMsgId,
+      text,
+      media,
+      createdAt: Date.now(),
+      senderSubscribes: subscribe,
+      senderView: firstContact ? this.viewFor(msg.to) : null,
+    });
+    if (!res.ok) return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
+    // The recipient's copy fixes the message id and time: a retry after a half-failed attempt reuses them.
+    const theirs = res.message;
+    const stored = this.ctx.storage.transactionSync(() => {
+      const again = this.messageByClientId(conversationId, s.userId, msg.clientMsgId);
+      if (again) return { message: again, fresh: false };
+      const now = Date.now();
+      this.upsertConversation(conversationId, msg.to, peerName ?? msg.to, now);
+      const conv = this.conversation(conversationId)!;
+      const seq = conv.last_seq + 1;
+      this.sql.exec(
+        `INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, media, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        conversationId,
+        seq,
+        theirs.id,
+        s.userId,
+        msg.to,
+        msg.clientMsgId,
+        theirs.text ?? null,
+        theirs.media ? JSON.stringify(theirs.media) : null,
+        theirs.createdAt,
+      );
+      // Writing in a conversation means having read it.
+      this.sql.exec(
+        "UPDATE conversations SET last_seq = ?, read_seq = ?, unread = 0, last_at = ? WHERE id = ?",
+        seq,
+        seq,
+        theirs.createdAt,
+        conversationId,
+      );
+      if (subscribe) this.addSubscription(msg.to, true, now);
+      if (res.subscribedBack) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", msg.to, now);
+      return { message: { ...theirs, seq }, fresh: true };
+    });
+    if (subscribe && res.peerView) this.notePeerStatus(msg.to, res.peerView);
+    return { ok: true, message: stored.message, duplicate: res.duplicate, fresh: stored.fresh };
+  }
+
+  private async onMarkRead(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "mark_read" }>): Promise<void> {
+    const conv = this.conversation(msg.conversationId);
+    if (!conv) throw new FrameError("not_found", "conversation not found");
+    const next = nextReadSeq(conv.read_seq, msg.seq, conv.last_seq);
+    if (next !== null) {
+      this.sql.exec(
+        `UPDATE conversations SET read_seq = ?,
+           unread = (SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND from_id = ? AND seq > ?)
+         WHERE id = ?`,
+        next,
+        conv.id,
+        conv.peer_id,
+        next,
+        conv.id,
+      );
+      // The user's other devices update their unread badges.
+      this.broadcast({ type: "read", conversationId: conv.id, userId: s.userId, seq: next }, ws);
+      const at = this.sql
+        .exec<{ id: string }>("SELECT id FROM messages WHERE conversation_id = ? AND seq = ?", conv.id, next)
+        .toArray()[0];
+      if (at && !this.isBlocking(conv.peer_id)) {
+        try {
+          await inboxStub(this.env, conv.peer_id).peerRead(conv.peer_id, conv.id, s.userId, at.id);
+        } catch (err) {
+          // The receipt is best effort; the read position itself is stored.
+          this.log("read receipt", err, s.connId);
+        }
+      }
+    }
+    this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  private async onTyping(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "typing" }>): Promise<void> {
+    if (!msg.conversationId) throw new FrameError("bad_request", "conversationId: required on the inbox socket");
+    const conv = this.conversation(msg.conversationId);
+    if (!conv) throw new FrameError("not_found", "conversation not found");
+    if (!this.isBlocking(conv.peer_id)) {
+      await inboxStub(this.env, conv.peer_id).peerTyping(conv.peer_id, conv.id, s.userId, msg.on);
+    }
+    if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  private async onPresence(ws: WebSocket, msg: Extract<ClientMessage, { type: "presence" }>): Promise<void> {
+    // Every frame already refreshed the socket's `lastActive`: a bare `presence` is a heartbeat.
+    if (msg.status !== undefined) {
+      const own = this.ownStatus();
+      if (own.chosen !== msg.status) {
+        const now = Date.now();
+        // Going invisible looks like going offline now; the time must not later reveal activity.
+        const lastSeen = msg.status === "invisible" ? now : own.lastSeen;
+        this.saveOwnStatus({ chosen: msg.status, lastSeen });
+        await this.publishStatus();
+      }
+    }
+    if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  private async onSubscribe(
+    ws: WebSocket,
+    s: InboxSession,
+    msg: Extract<ClientMessage, { type: "subscribe_presence" }>,
+  ): Promise<void> {
+    const ids = [...new Set(msg.userIds)].filter((id) => id !== s.userId);
+    const known = new Set(
+      this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions").toArray().map((r) => r.user_id),
+    );
+    const added = ids.filter((id) => !known.has(id));
+    const limit = this.subscribeLimit();
+    if (known.size + added.length > limit) {
+      throw new FrameError(
+        "bad_request",
+        `userIds: subscribing to ${added.length} more would exceed the limit of ${limit} (now ${known.size})`,
+      );
+    }
+    const now = Date.now();
+    this.ctx.storage.transactionSync(() => {
+      for (const id of added) this.addSubscription(id, false, now);
+    });
+    const frames = await Promise.all(
+      ids.map(async (id): Promise<ServerFrameMessage> => {
+        let view: StatusView = HIDDEN;
+        if (!this.isBlocking(id)) {
+          try {
+            view = await inboxStub(this.env, id).addSubscriber(id, s.userId);
+            this.cacheStatus(id, view);
+          } catch (err) {
+            this.log("subscribe", err, s.connId);
+          }
+        }
+        return { type: "presence", userId: id, status: view.status, lastSeen: view.lastSeen };
+      }),
+    );
+    for (let i = 0; i < frames.length; i += BATCH_MAX) {
+      this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
+    }
+    this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  private async onUnsubscribe(
+    ws: WebSocket,
+    s: InboxSession,
+    msg: Extract<ClientMessage, { type: "unsubscribe_presence" }>,
+  ): Promise<void> {
+    const ids = [...new Set(msg.userIds)];
+    for (const id of ids) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", id);
+    await Promise.allSettled(ids.map((id) => inboxStub(this.env, id).removeSubscriber(id, s.userId)));
+    this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  private onSync(ws: WebSocket, msg: Extract<ClientMessage, { type: "sync" }>): void {
+    // Synchronous from the first read to the last send: no live message can slip in between.
+    const frames: ServerFrameMessage[] = [];
+    for (const [conversationId, since] of Object.entries(msg.since)) {
+      const rows = this.sql
+        .exec<MessageRow>(
+          "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+          conversationId,
+          since,
+          REPLAY_MAX,
+        )
+        .toArray();
+      for (const r of rows) frames.push({ type: "dm", message: rowToMessage(r) });
+    }
+    for (let i = 0; i < frames.length; i += BATCH_MAX) {
+      this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
+    }
+    this.send(ws, { type: "ack", id: msg.id });
+  }
+
+  // ------------------------------------------------------------------ RPC from other inboxes
+
+  /**
+   * Stores the recipient's copy of a DM (this inbox is the recipient's) and delivers it. Idempotent
+   * on (conversation, sender, clientMsgId): a repeat returns the first copy and delivers nothing.
+   */
+  async receiveDm(dm: IncomingDm): Promise<ReceiveResult> {
+    this.setOwner(dm.to);
+    if (this.isBlocking(dm.from)) return { ok: false, code: "blocked" };
+    const found = this.messageByClientId(dm.conversationId, dm.from, dm.clientMsgId);
+    if (found) return { ok: true, message: found, duplicate: true, peerView: null, subscribedBack: false };
+    const now = Date.now();
+    const firstContact = !this.conversation(dm.conversationId);
+    const subscribeBack = firstContact && this.canAutoSubscribe(dm.from);
+    const { message, unread } = this.ctx.storage.transactionSync(() => {
+      this.upsertConversation(dm.conversationId, dm.from, dm.fromName, now);
+      const conv = this.conversation(dm.conversationId)!;
+      const seq = conv.last_seq + 1;
+      this.sql.exec(
+        `INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, media, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        dm.conversationId,
+        seq,
+        dm.id,
+        dm.from,
+        dm.to,
+        dm.clientMsgId,
+        dm.text ?? null,
+        dm.media ? JSON.stringify(dm.media) : null,
+        dm.createdAt,
+      );
+      this.sql.exec(
+        "UPDATE conversations SET last_seq = ?, unread = unread + 1, last_at = ?, peer_name = ? WHERE id = ?",
+        seq,
+        dm.createdAt,
+        dm.fromName,
+        dm.conversationId,
+      );
+      if (dm.senderSubscribes) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", dm.from, now);
+      if (subscribeBack) this.addSubscription(dm.from, true, now);
+      const m: DmMessage = {
+        id: dm.id,
+        conversationId: dm.conversationId,
+        seq,
+        from: dm.from,
+        to: dm.to,
+        clientMsgId: dm.clientMsgId,
+        createdAt: dm.createdAt,
+      };
+      if (dm.text !== undefined) m.text = dm.text;
+      if (dm.media !== undefined) m.media = dm.media;
+      return { message: m, unread: conv.unread + 1 };
+    });
+    if (subscribeBack && dm.senderView) this.notePeerStatus(dm.from, dm.senderView);
+    const preview = previewOf(dm.text, dm.media?.length ?? 0);
+    const delivered = this.broadcast({ type: "dm", message });
+    this.broadcast({
+      type: "notification",
+      kind: "dm",
+      conversationId: dm.conversationId,
+      from: dm.from,
+      fromName: dm.fromName,
+      preview,
+      unread,
+    });
+    if (delivered === 0) await this.enqueuePush(message, dm.fromName, preview, unread);
+    return {
+      ok: true,
+      message,
+      duplicate: false,
+      peerView: dm.senderSubscribes ? this.viewFor(dm.from) : null,
+      subscribedBack: subscribeBack,
+    };
+  }
+
+  /** The peer read up to message `messageId`: translate to this inbox's numbering and tell the user. */
+  async peerRead(owner: string, conversationId: string, readerId: string, messageId: string): Promise<void> {
+    this.setOwner(owner);
+    if (this.isBlocking(readerId)) return;
+    const conv = this.conversation(conversationId);
+    if (!conv || conv.peer_id !== readerId) return;
+    const row = this.sql
+      .exec<{ seq: number }>("SELECT seq FROM messages WHERE conversation_id = ? AND id = ?", conversationId, messageId)
+      .toArray()[0];
+    if (!row || row.seq <= conv.peer_read_seq) return;
+    this.sql.exec("UPDATE conversations SET peer_read_seq = ? WHERE id = ?", row.seq, conversationId);
+    this.broadcast({ type: "read", conversationId, userId: readerId, seq: row.seq });
+  }
+
+  /** The peer started or stopped typing in a conversation. */
+  async peerTyping(owner: string, conversationId: string, fromId: string, on: boolean): Promise<void> {
+    this.setOwner(owner);
+    if (this.isBlocking(fromId)) return;
+    const conv = this.conversation(conversationId);
+    if (!conv || conv.peer_id !== fromId) return;
+    this.broadcast({ type: "typing", userId: fromId, on, conversationId });
+  }
+
+  /** Records `subscriberId` as watching this user's status; returns the status that subscriber may see. */
+  async addSubscriber(owner: string, subscriberId: string): Promise<StatusView> {
+    this.setOwner(owner);
+    this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", subscriberId, Date.now());
+    return this.viewFor(subscriberId);
+  }
+
+  /** Forgets a subscriber. */
+  async removeSubscriber(owner: string, subscriberId: string): Promise<void> {
+    this.setOwner(owner);
+    this.sql.exec("DELETE FROM subscribers WHERE user_id = ?", subscriberId);
+  }
+
+  /** This user's status as `viewerId` may see it. */
+  async statusFor(owner: string, viewerId: string): Promise<StatusView> {
+    this.setOwner(owner);
+    return this.viewFor(viewerId);
+  }
+
+  /**
+   * A watched user's status changed. Returns false when this inbox no longer subscribes,
+   * so the sender drops it from its subscribers.
+   */
+  async presenceChanged(owner: string, userId: string, view: StatusView): Promise<boolean> {
+    this.setOwner(owner);
+    const sub = this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions WHERE user_id = ?", userId).toArray();
+    if (sub.length === 0) return false;
+    // A user this one blocks stays hidden, whatever it reports.
+    this.notePeerStatus(userId, this.isBlocking(userId) ? HIDDEN : view);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ RPC from the Worker (REST)
+
+  /** The user's conversations, newest first. */
+  async listConversations(owner: string, limit: number): Promise<ConversationSummary[]> {
+    this.setOwner(owner);
+    const rows = this.sql
+      .exec<ConversationRow>("SELECT * FROM conversations ORDER BY last_at DESC, id ASC LIMIT ?", limit)
+      .toArray();
+    return rows.map((r) => this.summary(r));
+  }
+
+  /** Creates (or returns) the conversation with `peerId`. Refused when either side blocks the other. */
+  async openConversation(owner: string, peerId: string): Promise<OpenResult> {
+    this.setOwner(owner);
+    if (peerId === owner) return { ok: false, code: "bad_request", message: "userId: you cannot message yourself" };
+    if (this.isBlocking(peerId)) return { ok: false, code: "blocked", message: "you have blocked this user" };
+    const conversationId = await conversationIdFor(owner, peerId);
+    let conv = this.conversation(conversationId);
+    let peerName = conv?.peer_name;
+    if (!conv) {
+      const user = await findUser(this.env, peerId);
+      if (!user) return { ok: false, code: "not_found", message: `user ${peerId} not found` };
+      peerName = user.name;
+    }
+    // The peer's inbox owns its block list; asking it also subscribes to its status (a DM peer).
+    const peer = inboxStub(this.env, peerId);
+    const blocked = await peer.blocks(peerId, owner);
+    if (blocked) return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
+    const created = !conv;
+    if (!conv) {
+      const now = Date.now();
+      const subscribe = this.canAutoSubscribe(peerId);
+      this.ctx.storage.transactionSync(() => {
+        this.upsertConversation(conversationId, peerId, peerName ?? peerId, now);
+        if (subscribe) this.addSubscription(peerId, true, now);
+      });
+      if (subscribe) {
+        const view = await peer.addSubscriber(peerId, owner);
+        this.notePeerStatus(peerId, view);
+      }
+      conv = this.conversation(conversationId)!;
+    }
+    return { ok: true, created, conversation: this.summary(conv) };
+  }
+
+  /** True when this user blocks `userId`. */
+  async blocks(owner: string, userId: string): Promise<boolean> {
+    this.setOwner(owner);
+    return this.isBlocking(userId);
+  }
+
+  /** A page of history, newest first; null when the user has no such conversation. */
+  async history(
+    owner: string,
+    conversationId: string,
+    before: number | undefined,
+    limit: number,
+  ): Promise<{ messages: DmMessage[]; nextBefore: number | null } | null> {
+    this.setOwner(owner);
+    if (!this.conversation(conversationId)) return null;
+    const n = Math.max(1, Math.min(limit, PAGE_MAX));
+    const rows = this.sql
+      .exec<MessageRow>(
+        "SELECT * FROM messages WHERE conversation_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+        conversationId,
+        before ?? Number.MAX_SAFE_INTEGER,
+        n,
+      )
+      .toArray();
+    const last = rows.at(-1);
+    return { messages: rows.map(rowToMessage), nextBefore: rows.length === n && last && last.seq > 1 ? last.seq : null };
+  }
+
+  /** The user's block list, newest first. */
+  async listBlocks(owner: string): Promise<{ userId: string; createdAt: number }[]> {
+    this.setOwner(owner);
+    return this.sql
+      .exec<{ user_id: string; created_at: number }>("SELECT * FROM blocks ORDER BY created_at DESC, user_id ASC")
+      .toArray()
+      .map((r) => ({ userId: r.user_id, createdAt: r.created_at }));
+  }
+
+  /** Blocks `userId`: hides each one's status from the other at once. Returns false if already blocked. */
+  async block(owner: string, userId: string): Promise<boolean> {
+    this.setOwner(owner);
+    if (this.isBlocking(userId)) return false;
+    this.sql.exec("INSERT INTO blocks (user_id, created_at) VALUES (?, ?)", userId, Date.now());
+    if (this.isSubscribedTo(userId)) this.notePeerStatus(userId, HIDDEN);
+    if (this.hasSubscriber(userId)) {
+      await this.tell(userId, HIDDEN);
+    }
+    return true;
+  }
+
+  /** Unblocks `userId` and shows each one's current status to the other again. Returns false if not blocked. */
+  async unblock(owner: string, userId: string): Promise<boolean> {
+    this.setOwner(owner);
+    if (!this.isBlocking(userId)) return false;
+    this.sql.exec("DELETE FROM blocks WHERE user_id = ?", userId);
+    const work: Promise<unknown>[] = [];
+    if (this.hasSubscriber(userId)) work.push(this.tell(userId, this.viewFor(userId)));
+    if (this.isSubscribedTo(userId)) {
+      work.push(
+        inboxStub(this.env, userId)
+          .statusFor(userId, owner)
+          .then((view) => this.notePeerStatus(userId, view)),
+      );
+    }
+    await Promise.allSettled(work);
+    return true;
+  }
+
+  /** Statuses of `userIds` as this user may see them, in the order asked. */
+  async presenceOf(owner: string, userIds: string[]): Promise<{ userId: string; status: StatusView["status"]; lastSeen: number | null }[]> {
+    this.setOwner(owner);
+    return Promise.all(
+      userIds.map(async (userId) => {
+        let view: StatusView = HIDDEN;
+        if (userId === owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
+        else if (!this.isBlocking(userId)) {
+          try {
+            view = await inboxStub(this.env, userId).statusFor(userId, owner);
+          } catch (err) {
+            this.log("presence lookup", err);
+          }
+        }
+        return { userId, status: view.status, lastSeen: view.lastSeen };
+      }),
+    );
+  }
+
+  // ------------------------------------------------------------------ status
+
+  private ownStatus(): OwnStatus {
+    const raw = this.meta("status");
+    return raw ? (JSON.parse(raw) as OwnStatus) : { chosen: "online", lastSeen: null };
+  }
+
+  private saveOwnStatus(own: { chosen: ChosenStatus; lastSeen: number | null }): void {
+    this.setMeta("status", JSON.stringify(own));
+  }
+
+  private setConnected(on: boolean): void {
+    this.setMeta("connected", on ? "1" : "0");
+  }
+
+  /** The status `viewerId` may see: hidden entirely from a user this one blocks. */
+  private viewFor(viewerId: string): StatusView {
+    if (this.isBlocking(viewerId)) return HIDDEN;
+    return publicView(this.ownStatus(), this.openSockets().length > 0);
+  }
+
+  /** The last socket went (closed or swept): offline with the time, told to subscribers. */
+  private async wentOffline(now: number): Promise<void> {
+    if (this.meta("connected") !== "1") return;
+    this.setConnected(false);
+    const own = this.ownStatus();
+    // While invisible the user already looks offline; a fresh time would reveal the session.
+    if (own.chosen !== "invisible") this.saveOwnStatus({ ...own, lastSeen: now });
+    await this.publishStatus();
+  }
+
+  /** Pushes the public status to every subscriber (by RPC) when it changed since the last push. */
+  private async publishStatus(): Promise<void> {
+    const owner = this.meta("owner");
+    if (!owner) return;
+    const view = publicView(this.ownStatus(), this.openSockets().length > 0);
+    const lastRaw = this.meta("published");
+    if (sameView(lastRaw ? (JSON.parse(lastRaw) as StatusView) : null, view)) return;
+    this.setMeta("published", JSON.stringify(view));
+    const subscribers = this.sql
+      .exec<{ user_id: string }>("SELECT user_id FROM subscribers WHERE user_id NOT IN (SELECT user_id FROM blocks)")
+      .toArray();
+    await Promise.all(subscribers.map((r) => this.tell(r.user_id, view)));
+  }
+
+  /** Sends one status to one subscriber's inbox; forgets the subscriber when it no longer listens. */
+  private async tell(subscriberId: string, view: StatusView): Promise<void> {
+    const owner = this.meta("owner");
+    if (!owner) return;
+    try {
+      const still = await inboxStub(this.env, subscriberId).presenceChanged(subscriberId, owner, view);
+      if (!still) this.sql.exec("DELETE FROM subscribers WHERE user_id = ?", subscriberId);
+    } catch (err) {
+      this.log("presence fan-out", err);
+    }
+  }
+
+  /** Records a watched user's status and shows it on the user's sockets. */
+  private notePeerStatus(userId: string, view: StatusView): void {
+    this.cacheStatus(userId, view);
+    this.broadcast({ type: "presence", userId, status: view.status, lastSeen: view.lastSeen });
+  }
+
+  private cacheStatus(userId: string, view: StatusView): void {
+    this.sql.exec("UPDATE subscriptions SET status = ?, last_seen = ? WHERE user_id = ?", view.status, view.lastSeen, userId);
+  }
+
+  private async socketGone(ws: WebSocket): Promise<void> {
+    try {
+      if (this.openSockets(ws).length === 0) await this.wentOffline(Date.now());
+    } catch (err) {
+      this.log("close", err, getSession<InboxSession>(ws)?.connId);
+    }
+  }
+
+  private async ensureAlarm(now: number): Promise<void> {
+    if ((await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(now + this.presenceTimeoutMs());
+    }
+  }
+
+  /** The last sign of life of a socket: its last frame or the last ping the runtime answered. */
+  private lastActive(ws: WebSocket): number {
+    const s = getSession<InboxSession>(ws);
+    const auto = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
+    return Math.max(s?.lastActive ?? 0, s?.connectedAt ?? 0, auto);
+  }
+
+  // ------------------------------------------------------------------ storage helpers
+
+  private meta(key: string): string | null {
+    return this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0]?.value ?? null;
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  /** Remembers whose inbox this is (the object cannot read its own name); set by every entry point. */
+  private setOwner(userId: string): void {
+    if (this.meta("owner") !== userId) this.setMeta("owner", userId);
+  }
+
+  private conversation(id: string): ConversationRow | null {
+    return this.sql.exec<ConversationRow>("SELECT * FROM conversations WHERE id = ?", id).toArray()[0] ?? null;
+  }
+
+  private upsertConversation(id: string, peerId: string, peerName: string, now: number): void {
+    this.sql.exec(
+      "INSERT OR IGNORE INTO conversations (id, peer_id, peer_name, created_at, last_at) VALUES (?, ?, ?, ?, ?)",
+      id,
+      peerId,
+      peerName,
+      now,
+      now,
+    );
+  }
+
+  private messageByClientId(conversationId: string, fromId: string, clientMsgId: string): DmMessage | null {
+    const row = this.sql
+      .exec<MessageRow>(
+        "SELECT * FROM messages WHERE conversation_id = ? AND from_id = ? AND client_msg_id = ?",
+        conversationId,
+        fromId,
+        clientMsgId,
+      )
+      .toArray()[0];
+    return row ? rowToMessage(row) : null;
+  }
+
+  private summary(r: ConversationRow): ConversationSummary {
+    const last = this.sql
+      .exec<MessageRow>("SELECT * FROM messages WHERE conversation_id = ? AND seq = ?", r.id, r.last_seq)
+      .toArray()[0];
+    return {
+      id: r.id,
+      peer: { id: r.peer_id, name: r.peer_name },
+      lastMessage: last ? rowToMessage(last) : null,
+      unread: r.unread,
+      lastSeq: r.last_seq,
+      readSeq: r.read_seq,
+      peerReadSeq: r.peer_read_seq,
+      createdAt: r.created_at,
+      updatedAt: r.last_at,
+    };
+  }
+
+  private isBlocking(userId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM blocks WHERE user_id = ?", userId).toArray().length > 0;
+  }
+
+  private isSubscribedTo(userId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM subscriptions WHERE user_id = ?", userId).toArray().length > 0;
+  }
+
+  private hasSubscriber(userId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM subscribers WHERE user_id = ?", userId).toArray().length > 0;
+  }
+
+  /** DM peers are subscribed automatically, within the same limit as explicit subscriptions. */
+  private canAutoSubscribe(userId: string): boolean {
+    if (this.isSubscribedTo(userId)) return true;
+    const n = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions").one().n;
+    return n < this.subscribeLimit();
+  }
+
+  private addSubscription(userId: string, auto: boolean, now: number): void {
+    this.sql.exec(
+      "INSERT OR IGNORE INTO subscriptions (user_id, auto, created_at) VALUES (?, ?, ?)",
+      userId,
+      auto ? 1 : 0,
+      now,
+    );
+  }
+
+  private async enqueuePush(message: DmMessage, fromName: string, preview: string, unread: number): Promise<void> {
+    try {
+      await this.env.PUSH_QUEUE.send({
+        kind: "dm",
+        userId: message.to,
+        conversationId: message.conversationId,
+        messageId: message.id,
+        seq: message.seq,
+        from: message.from,
+        fromName,
+        preview,
+        unread,
+        createdAt: message.createdAt,
+      });
+    } catch (err) {
+      // The message is stored and will be seen on the next connect; only the push is lost.
+      this.log("push enqueue", err);
+    }
+  }
+
+  // ------------------------------------------------------------------ sockets
+
+  /** Open sockets of the user, optionally leaving one out (the one closing). */
+  private openSockets(except?: WebSocket): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => ws !== except && ws.readyState === WebSocket.OPEN);
+  }
+
+  /** Sends a frame to every open socket but `except`; returns how many got it. */
+  private broadcast(frame: ServerMessage, except?: WebSocket): number {
+    const data = JSON.stringify(frame);
+    let n = 0;
+    for (const ws of this.openSockets(except)) {
+      try {
+        ws.send(data);
+        n += 1;
+      } catch {
+        // A socket that died between the check and the send is swept or closed by the runtime.
+      }
+    }
+    return n;
+  }
+
+  private send(ws: WebSocket, frame: ServerMessage): void {
+    try {
+      ws.send(JSON.stringify(frame));
+    } catch {
+      // Closed under us: nothing to tell.
+    }
+  }
+
+  private closeQuietly(ws: WebSocket, code: number, reason: string): void {
+    try {
+      ws.close(code, reason.slice(0, 120));
+    } catch {
+      // Already closed.
+    }
+  }
+
+  private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return next;
+  }
+
+  private bucketConfig(): BucketConfig {
+    return { burst: numVar(this.env.RATE_BURST, 20), refillPerSec: numVar(this.env.RATE_REFILL_PER_SEC, 10) };
+  }
+
+  private presenceTimeoutMs(): number {
+    return Math.max(1000, numVar(this.env.PRESENCE_TIMEOUT_MS, 45_000));
+  }
+
+  private subscribeLimit(): number {
+    return numVar(this.env.PRESENCE_SUBSCRIBE_LIMIT, 500);
+  }
+
+  private log(where: string, err: unknown, connId?: string): void {
+    console.error(
+      JSON.stringify({
+        level: "error",
+        object: `Inbox:${this.meta("owner") ?? this.ctx.id.toString()}`,
+        connId,
+        where,
+        error: String(err),
+        stack: (err as Error)?.stack,
+      }),
+    );
   }
 }

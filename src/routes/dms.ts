@@ -1,4 +1,172 @@
-/** /api routes for dms. */
-import { createRouter } from "../openapi";
+/**
+ * Direct messages: the inbox socket (`GET /api/chat/ws`) and the REST view of the caller's
+ * conversations. Every read goes to the caller's own Inbox Durable Object, which holds only the
+ * caller's conversations: another user's conversation id simply does not exist there (404).
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { AppEnv } from "../env";
+import { ApiError, errorBody } from "../errors";
+import { recordLocation } from "../location";
+import { INBOX_HEADERS } from "../objects/inbox";
+import { inboxStub } from "../objects/stubs";
+import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { DmMessage, PAGE_MAX } from "../protocol";
+import type { Context } from "hono";
+
+const UserIdSchema = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
+
+const DmMessageSchema = DmMessage.openapi("DmMessage");
+
+const ConversationSchema = z
+  .object({
+    id: z.string().openapi({ example: "dm_3f0a9c1e5b7d2a4c6e8f0a1b2c3d4e5f" }),
+    peer: z.object({ id: z.string(), name: z.string() }),
+    lastMessage: DmMessageSchema.nullable(),
+    unread: z.number().int(),
+    lastSeq: z.number().int(),
+    readSeq: z.number().int(),
+    peerReadSeq: z.number().int(),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+  })
+  .openapi("Conversation");
+
+const ConversationIdParam = z.object({
+  conversationId: z.string().min(1).max(128).openapi({ param: { name: "conversationId", in: "path" } }),
+});
+
+/** Reads a coordinate from the query, falling back to Cloudflare's estimate of the client's location. */
+function coordsOf(c: Context<AppEnv>): { lat: number; lon: number } | null {
+  const q = (k: string) => {
+    const v = c.req.query(k);
+    return v === undefined || v === "" ? Number.NaN : Number(v);
+  };
+  let lat = q("lat");
+  let lon = q("lon");
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) {
+    const cf = (c.req.raw as Request & { cf?: IncomingRequestCfProperties }).cf;
+    lat = Number(cf?.latitude);
+    lon = Number(cf?.longitude);
+  }
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) return null;
+  return { lat, lon };
+}
 
 export const dms = createRouter();
+
+// The inbox socket is not a JSON route, so it is registered without OpenAPI (docs/dms.md describes it).
+dms.get("/ws", async (c) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    return c.json(
+      errorBody("bad_request", "GET /api/chat/ws must be a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")),
+      426,
+      { Upgrade: "websocket" },
+    );
+  }
+  const user = c.get("user");
+  const coords = coordsOf(c);
+  if (coords) {
+    // Suggestions only: never hold the upgrade for it, never fail it.
+    c.executionCtx.waitUntil(
+      recordLocation(c.env, user.id, coords).catch((err: unknown) =>
+        console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), where: "recordLocation", error: String(err) })),
+      ),
+    );
+  }
+  // Identity headers are set here, overwriting anything the client sent under the same names.
+  const headers = new Headers(c.req.raw.headers);
+  headers.set(INBOX_HEADERS.userId, user.id);
+  headers.set(INBOX_HEADERS.userName, encodeURIComponent(user.name));
+  const protocol = c.get("wsProtocol");
+  if (protocol) headers.set(INBOX_HEADERS.protocol, protocol);
+  else headers.delete(INBOX_HEADERS.protocol);
+  return inboxStub(c.env, user.id).fetch(new Request(c.req.raw.url, { method: "GET", headers }));
+});
+
+dms.openapi(
+  createRoute({
+    method: "get",
+    path: "/dms",
+    tags: ["dms"],
+    summary: "The caller's conversations, most recent first, with peer, last message and unread count",
+    security: bearerSecurity,
+    request: {
+      query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }),
+    },
+    responses: {
+      200: {
+        description: "Conversations",
+        content: { "application/json": { schema: z.object({ conversations: z.array(ConversationSchema) }) } },
+      },
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const user = c.get("user");
+    const { limit } = c.req.valid("query");
+    const conversations = await inboxStub(c.env, user.id).listConversations(user.id, limit);
+    return c.json({ conversations }, 200);
+  },
+);
+
+dms.openapi(
+  createRoute({
+    method: "post",
+    path: "/dms",
+    tags: ["dms"],
+    summary: "Create or return the conversation with a user (idempotent)",
+    security: bearerSecurity,
+    request: {
+      body: { content: { "application/json": { schema: z.object({ userId: UserIdSchema }) } }, required: true },
+    },
+    responses: {
+      200: { description: "The existing conversation", content: { "application/json": { schema: ConversationSchema } } },
+      201: { description: "Created", content: { "application/json": { schema: ConversationSchema } } },
+      ...errorResponses(400, 401, 403, 404),
+    },
+  }),
+  async (c) => {
+    const user = c.get("user");
+    const { userId } = c.req.valid("json");
+    const res = await inboxStub(c.env, user.id).openConversation(user.id, userId);
+    if (!res.ok) throw new ApiError({ code: res.code, message: res.message });
+    return res.created ? c.json(res.conversation, 201) : c.json(res.conversation, 200);
+  },
+);
+
+dms.openapi(
+  createRoute({
+    method: "get",
+    path: "/dms/{conversationId}/messages",
+    tags: ["dms"],
+    summary: "History of one of the caller's conversations, newest first, by the caller's sequence numbers",
+    security: bearerSecurity,
+    request: {
+      params: ConversationIdParam,
+      query: z.object({
+        before: z.coerce.number().int().min(1).optional(),
+        limit: z.coerce.number().int().min(1).max(PAGE_MAX).default(50),
+      }),
+    },
+    responses: {
+      200: {
+        description: "A page of messages; `nextBefore` continues the page, null at the start",
+        content: {
+          "application/json": {
+            schema: z.object({ messages: z.array(DmMessageSchema), nextBefore: z.number().int().nullable() }),
+          },
+        },
+      },
+      ...errorResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const user = c.get("user");
+    const { conversationId } = c.req.valid("param");
+    const { before, limit } = c.req.valid("query");
+    const page = await inboxStub(c.env, user.id).history(user.id, conversationId, before, limit);
+    // Not 403: an id of someone else's conversation must reveal nothing, not even that it exists.
+    if (!page) throw new ApiError({ code: "not_found", message: "conversation not found" });
+    return c.json(page, 200);
+  },
+);

@@ -1,4 +1,47 @@
-/** /api routes for presence. */
-import { createRouter } from "../openapi";
+/** Statuses of several users in one call, as the caller may see them (blocked either way: offline). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { inboxStub } from "../objects/stubs";
+import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { Status } from "../protocol";
 
-export const presence = createRouter();
+/** Most user ids per request. */
+export const PRESENCE_QUERY_MAX = 100;
+const USER_ID_RE = /^[A-Za-z0-9_.:@|+-]{1,128}$/;
+
+const PresenceSchema = z
+  .object({ userId: z.string(), status: Status, lastSeen: z.number().nullable() })
+  .openapi("Presence");
+
+export const presence = createRouter().openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["presence"],
+    summary: `Statuses of up to ${PRESENCE_QUERY_MAX} users (comma-separated ids)`,
+    security: bearerSecurity,
+    request: {
+      query: z.object({
+        userIds: z
+          .string()
+          .min(1)
+          .transform((s) => [...new Set(s.split(",").map((x) => x.trim()).filter((x) => x.length > 0))])
+          .pipe(
+            z
+              .array(z.string().regex(USER_ID_RE, "must be comma-separated user ids"))
+              .min(1, "at least one user id")
+              .max(PRESENCE_QUERY_MAX, `at most ${PRESENCE_QUERY_MAX} user ids`),
+          )
+          .openapi({ type: "string", example: "alice,bob" }),
+      }),
+    },
+    responses: {
+      200: { description: "Statuses, in the order asked", content: { "application/json": { schema: z.object({ presence: z.array(PresenceSchema) }) } } },
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const user = c.get("user");
+    const { userIds } = c.req.valid("query");
+    return c.json({ presence: await inboxStub(c.env, user.id).presenceOf(user.id, userIds) }, 200);
+  },
+);

@@ -1,4 +1,328 @@
-/** /api routes for rooms. */
-import { createRouter } from "../openapi";
+/**
+ * Public rooms, mounted at /api/chat/rooms: the directory in D1 (list, categories, create), the
+ * history answered by each room's Durable Object, and the room WebSocket forwarded to it.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, asc, count, eq, gt, sql, type SQL } from "drizzle-orm";
+import { db } from "../db/queries";
+import { rooms as roomsTable } from "../db/schema";
+import { numVar } from "../env";
+import { ApiError, errorBody } from "../errors";
+import { cellOf } from "../geo";
+import { ROOM_HEADERS } from "../objects/chat-room";
+import { roomStub } from "../objects/stubs";
+import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { PAGE_MAX, RoomMessage } from "../protocol";
+
+/** Room categories a room may be created in; `/categories` lists every one, with its room count. */
+export const ROOM_CATEGORIES = ["general", "local", "tech", "science", "gaming", "sports", "music", "arts", "news", "other"] as const;
+export type RoomCategory = (typeof ROOM_CATEGORIES)[number];
+
+/** Room ids are slugs: lowercase letters, digits and inner hyphens. */
+export const ROOM_ID_RE = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+const SLUG_MAX = 48;
+/** Slugs that would read as route words. */
+const RESERVED_SLUGS = new Set(["suggestions", "categories", "new", "ws", "messages"]);
+const DAY_MS = 24 * 3_600_000;
+
+/** The URL-safe room id derived from a name: "Café Racers!" → "cafe-racers"; "room" when nothing is left. */
+export function slugify(name: string): string {
+  const s = name
+    .normalize("NFKD")
+    .replace(/[\u0300-\u036f]/g, "")
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-+/, "")
+    .slice(0, SLUG_MAX)
+    .replace(/-+$/, "");
+  return s || "room";
+}
+
+const Category = z.enum(ROOM_CATEGORIES).openapi({ example: "tech" });
+const RoomId = z.string().regex(ROOM_ID_RE, "must be a room id (a lowercase slug)").openapi({ param: { name: "roomId", in: "path" }, example: "general" });
+
+const Room = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    category: z.string(),
+    description: z.string(),
+    lat: z.number().nullable(),
+    lon: z.number().nullable(),
+    createdBy: z.string(),
+    createdAt: z.number(),
+    onlineCount: z.number().int().openapi({ description: "Distinct users in the room (updated by the room, a few seconds behind)" }),
+    messageCount: z.number().int(),
+    lastMessageAt: z.number().nullable(),
+  })
+  .openapi("Room");
+type Room = z.infer<typeof Room>;
+
+const CreateRoom = z
+  .object({
+    name: z.string().trim().min(1, "name is required").max(64, "name is longer than 64 characters"),
+    category: Category,
+    description: z.string().trim().max(500, "description is longer than 500 characters").default(""),
+    lat: z.number().min(-90).max(90).optional(),
+    lon: z.number().min(-180).max(180).optional(),
+  })
+  .refine((b) => (b.lat === undefined) === (b.lon === undefined), { message: "lat and lon go together", path: ["lat"] })
+  .openapi("CreateRoom");
+
+const roomColumns = {
+  id: roomsTable.id,
+  name: roomsTable.name,
+  category: roomsTable.category,
+  description: roomsTable.description,
+  lat: roomsTable.lat,
+  lon: roomsTable.lon,
+  createdBy: roomsTable.createdBy,
+  createdAt: roomsTable.createdAt,
+  onlineCount: roomsTable.onlineCount,
+  messageCount: roomsTable.messageCount,
+  lastMessageAt: roomsTable.lastMessageAt,
+};
+
+function encodeCursor(id: string): string {
+  return btoa(id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function decodeCursor(cursor: string): string {
+  try {
+    const id = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    if (ROOM_ID_RE.test(id)) return id;
+  } catch {
+    // fall through
+  }
+  throw new ApiError({ code: "bad_request", message: "cursor: not a cursor from this API" });
+}
+
+/** The room, or a 404. */
+async function requireRoom(env: Env, roomId: string): Promise<Room> {
+  const room = await db(env).select(roomColumns).from(roomsTable).where(eq(roomsTable.id, roomId)).get();
+  if (!room) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
+  return room;
+}
 
 export const rooms = createRouter();
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["rooms"],
+    summary: "Rooms, filtered by category and name, in id order, cursor-paginated, with their online count",
+    security: bearerSecurity,
+    request: {
+      query: z.object({
+        category: Category.optional(),
+        q: z.string().trim().min(1).max(100).optional().openapi({ description: "Case-insensitive substring of the name" }),
+        cursor: z.string().max(200).optional().openapi({ description: "`nextCursor` of the previous page" }),
+        limit: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
+      }),
+    },
+    responses: {
+      200: {
+        description: "A page of rooms",
+        content: { "application/json": { schema: z.object({ rooms: z.array(Room), nextCursor: z.string().nullable() }) } },
+      },
+      ...errorResponses(400, 401),
+    },
+  }),
+  async (c) => {
+    const { category, q, cursor, limit } = c.req.valid("query");
+    const where: SQL[] = [];
+    if (category) where.push(eq(roomsTable.category, category));
+    if (q) {
+      const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+      where.push(sql`${roomsTable.name} LIKE ${pattern} ESCAPE '\\'`);
+    }
+    if (cursor) where.push(gt(roomsTable.id, decodeCursor(cursor)));
+    const rows = await db(c.env)
+      .select(roomColumns)
+      .from(roomsTable)
+      .where(where.length ? and(...where) : undefined)
+      .orderBy(asc(roomsTable.id))
+      .limit(limit + 1);
+    const page = rows.slice(0, limit);
+    const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : null;
+    return c.json({ rooms: page, nextCursor }, 200);
+  },
+);
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/categories",
+    tags: ["rooms"],
+    summary: "Every room category with its number of rooms",
+    security: bearerSecurity,
+    responses: {
+      200: {
+        description: "Categories",
+        content: {
+          "application/json": {
+            schema: z.object({ categories: z.array(z.object({ category: z.string(), count: z.number().int() })) }),
+          },
+        },
+      },
+      ...errorResponses(401),
+    },
+  }),
+  async (c) => {
+    const rows = await db(c.env).select({ category: roomsTable.category, count: count() }).from(roomsTable).groupBy(roomsTable.category);
+    const counts = new Map(rows.map((r) => [r.category, r.count]));
+    return c.json({ categories: ROOM_CATEGORIES.map((category) => ({ category, count: counts.get(category) ?? 0 })) }, 200);
+  },
+);
+
+rooms.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags: ["rooms"],
+    summary: "Create a room; its id is a unique slug of the name",
+    security: bearerSecurity,
+    request: { body: { required: true, content: { "application/json": { schema: CreateRoom } } } },
+    responses: {
+      201: { description: "The new room", content: { "application/json": { schema: Room } } },
+      ...errorResponses(400, 401, 429),
+    },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const user = c.get("user");
+    const limit = numVar(c.env.ROOM_CREATE_LIMIT_PER_DAY, 20);
+    const now = Date.now();
+    const base = slugify(body.name);
+    const lat = body.lat ?? null;
+    const lon = body.lon ?? null;
+    const cell = lat !== null && lon !== null ? cellOf(lat, lon) : null;
+
+    const taken = new Set(
+      (
+        await c.env.DB.prepare("SELECT id FROM rooms WHERE id = ?1 OR id LIKE ?2")
+          .bind(base, `${base}-%`)
+          .all<{ id: string }>()
+      ).results.map((r) => r.id),
+    );
+    let id = base;
+    for (let n = 2; taken.has(id) || RESERVED_SLUGS.has(id); n++) id = `${base}-${n}`;
+
+    for (let attempt = 0; attempt < 4; attempt++) {
+      // One statement checks the daily limit and inserts, so concurrent creates cannot overshoot it.
+      const res = await c.env.DB.prepare(
+        `INSERT INTO rooms (id, name, category, description, lat, lon, cell, created_by, created_at)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+         WHERE (SELECT count(*) FROM rooms WHERE created_by = ?8 AND created_at > ?10) < ?11
+         ON CONFLICT (id) DO NOTHING`,
+      )
+        .bind(id, body.name, body.category, body.description, lat, lon, cell, user.id, now, now - DAY_MS, limit)
+        .run();
+      if (res.meta.changes === 1) {
+        const room: Room = {
+          id,
+          name: body.name,
+          category: body.category,
+          description: body.description,
+          lat,
+          lon,
+          createdBy: user.id,
+          createdAt: now,
+          onlineCount: 0,
+          messageCount: 0,
+          lastMessageAt: null,
+        };
+        return c.json(room, 201);
+      }
+      const recent = await c.env.DB.prepare(
+        "SELECT count(*) AS n, min(created_at) AS oldest FROM rooms WHERE created_by = ?1 AND created_at > ?2",
+      )
+        .bind(user.id, now - DAY_MS)
+        .first<{ n: number; oldest: number | null }>();
+      if (recent && recent.n >= limit) {
+        const retryAfterMs = Math.max(1, (recent.oldest ?? now) + DAY_MS - now);
+        throw new ApiError({
+          code: "rate_limited",
+          message: `At most ${limit} rooms per user per day.`,
+          details: { retryAfterMs },
+          headers: { "Retry-After": String(Math.ceil(retryAfterMs / 1000)) },
+        });
+      }
+      // Someone took the slug meanwhile: try a random suffix.
+      id = `${base.slice(0, SLUG_MAX - 7)}-${crypto.randomUUID().slice(0, 6)}`;
+    }
+    throw new ApiError({ code: "conflict", message: "Could not find a free room id; try another name." });
+  },
+);
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/{roomId}",
+    tags: ["rooms"],
+    summary: "One room",
+    security: bearerSecurity,
+    request: { params: z.object({ roomId: RoomId }) },
+    responses: {
+      200: { description: "The room", content: { "application/json": { schema: Room } } },
+      ...errorResponses(400, 401, 404),
+    },
+  }),
+  async (c) => c.json(await requireRoom(c.env, c.req.valid("param").roomId), 200),
+);
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/{roomId}/messages",
+    tags: ["rooms"],
+    summary: "Room history, newest first; page older with `before` = the previous page's `nextBefore`",
+    security: bearerSecurity,
+    request: {
+      params: z.object({ roomId: RoomId }),
+      query: z.object({
+        before: z.coerce.number().int().min(1).optional().openapi({ description: "Only messages with a smaller seq" }),
+        limit: z.coerce.number().int().min(1).max(PAGE_MAX).default(50),
+      }),
+    },
+    responses: {
+      200: {
+        description: "A page of messages",
+        content: {
+          "application/json": { schema: z.object({ messages: z.array(RoomMessage), nextBefore: z.number().int().nullable() }) },
+        },
+      },
+      ...errorResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const { roomId } = c.req.valid("param");
+    const { before, limit } = c.req.valid("query");
+    await requireRoom(c.env, roomId);
+    const page = await roomStub(c.env, roomId).history(roomId, before ?? null, limit);
+    return c.json(page, 200);
+  },
+);
+
+// The room socket (documented in docs/rooms.md; OpenAPI has no WebSocket operations).
+rooms.get("/:roomId/ws", async (c) => {
+  const roomId = c.req.param("roomId");
+  if (!ROOM_ID_RE.test(roomId)) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
+  await requireRoom(c.env, roomId);
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    c.header("Upgrade", "websocket");
+    return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
+  }
+  const user = c.get("user");
+  // The room trusts these headers: drop whatever the client sent under the same names, and the token.
+  const headers = new Headers(c.req.raw.headers);
+  for (const key of [...headers.keys()]) if (key.startsWith("x-chat-")) headers.delete(key);
+  headers.delete("Authorization");
+  headers.set(ROOM_HEADERS.userId, encodeURIComponent(user.id));
+  headers.set(ROOM_HEADERS.userName, encodeURIComponent(user.name));
+  headers.set(ROOM_HEADERS.roomId, encodeURIComponent(roomId));
+  const protocol = c.get("wsProtocol");
+  if (protocol) headers.set(ROOM_HEADERS.protocol, encodeURIComponent(protocol));
+  return roomStub(c.env, roomId).fetch(new Request(c.req.url, { method: "GET", headers }));
+});

@@ -1,0 +1,216 @@
+// The systems under test, each started and stopped by the harness on its own loopback ports:
+// our service (`wrangler dev`, fresh migrated and seeded state), the bare broadcast Durable Object
+// (its own `wrangler dev -c bench/bare/wrangler.toml`), and the socket.io peer in one process or in
+// two processes joined by @socket.io/redis-adapter on a private `redis-server`.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { ROOT, prepareLocalDb, startDev } from "../../scripts/lib/wrangler.mjs";
+import { token } from "../../test/e2e/lib.mjs";
+import { nextFrame, openSocket } from "./clients.mjs";
+
+export const PORTS = { ours: 8831, bare: 8832, sio: [8851, 8852], redis: 6390 };
+
+/**
+ * Rate limits our service runs with during the benchmark: the defaults (20 burst, 10/s per connection)
+ * would refuse the offered load, which measures the limiter instead of the service.
+ */
+export const BENCH_VARS = { RATE_BURST: "100000", RATE_REFILL_PER_SEC: "100000", RATE_ABUSE_LIMIT: "1000000" };
+
+const NODE = process.execPath;
+// wrangler's shebang runs the first `node` on PATH; make it the Node 22 that runs the harness.
+if (!(process.env.PATH ?? "").startsWith(path.dirname(NODE))) process.env.PATH = `${path.dirname(NODE)}${path.delimiter}${process.env.PATH ?? ""}`;
+const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
+
+/** Spawns a detached child (its own process group, so CPU and memory are measured for the whole group). */
+function spawnGroup(cmd, args, { readyLine, timeoutMs = 60_000, env = {} } = {}) {
+  const child = spawn(cmd, args, {
+    cwd: ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
+  let output = "";
+  let exited = null;
+  const onData = (d) => {
+    output += d;
+    if (output.length > 100_000) output = output.slice(-50_000);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  child.on("exit", (code) => (exited = code ?? -1));
+  const stop = async () => {
+    if (exited !== null) return;
+    try {
+      process.kill(-child.pid, "SIGTERM");
+    } catch {}
+    const t0 = Date.now();
+    while (exited === null && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    if (exited === null) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {}
+    }
+  };
+  const ready = (async () => {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      if (exited !== null) throw new Error(`${path.basename(cmd)} exited with ${exited}:\n${output.slice(-3000)}`);
+      if (await readyLine(output)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await stop();
+    throw new Error(`${path.basename(cmd)} was not ready within ${timeoutMs} ms:\n${output.slice(-3000)}`);
+  })();
+  return { pid: child.pid, stop, ready, output: () => output };
+}
+
+const healthy = (url) => async () => {
+  try {
+    return (await fetch(`${url}/health`)).ok;
+  } catch {
+    return false;
+  }
+};
+
+/** Where `redis-server` is, or null. */
+export function findRedis() {
+  const r = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+export const REDIS_HINT = "redis-server is not installed; on Debian/Ubuntu: sudo apt-get install -y redis-server";
+
+/** Target descriptors: `start()` resolves to a running target with `room(i, roomId)` and `stop()`. */
+export const TARGETS = {
+  ours: {
+    label: "edge-chat (ours)",
+    async start() {
+      const persistTo = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-"));
+      prepareLocalDb({ persistTo, quiet: true });
+      const dev = await startDev({ port: PORTS.ours, persistTo, vars: BENCH_VARS });
+      const ws = dev.url.replace(/^http/, "ws");
+      return {
+        url: dev.url,
+        wsUrl: ws,
+        pgids: [dev.pid],
+        async room(i, roomId) {
+          const user = `bench-u${i}`;
+          const c = await openSocket(`${ws}/api/chat/rooms/${roomId}/ws`, {
+            protocols: ["edge-chat", `bearer.${await token(user)}`],
+          });
+          const joined = nextFrame(c, (raw) => raw.includes('"type":"room_state"') || raw.includes('"type":"error"'));
+          c.send('{"type":"join_room"}');
+          const raw = await joined;
+          if (!raw.includes('"type":"room_state"')) throw new Error(`join_room failed: ${raw.slice(0, 300)}`);
+          return c;
+        },
+        async stop() {
+          await dev.stop();
+          rmSync(persistTo, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  bare: {
+    label: "bare Durable Object",
+    async start() {
+      const port = PORTS.bare;
+      const persistTo = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-bare-"));
+      const url = `http://127.0.0.1:${port}`;
+      const p = spawnGroup(
+        WRANGLER,
+        ["dev", "-c", "bench/bare/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false"],
+        { readyLine: healthy(url) },
+      );
+      await p.ready;
+      return {
+        url,
+        pgids: [p.pid],
+        room: (_i, roomId) => openSocket(`ws://127.0.0.1:${port}/rooms/${roomId}/ws`),
+        async stop() {
+          await p.stop();
+          rmSync(persistTo, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  sio1: {
+    label: "socket.io, 1 process",
+    start: () => startSocketIo(1),
+  },
+  sio2: {
+    label: "socket.io, 2 processes + Redis",
+    needsRedis: true,
+    start: () => startSocketIo(2),
+  },
+};
+
+/** Starts the socket.io peer: `processes` Node processes on `ports` (with Redis between them when more than one). */
+export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PORTS.redis) {
+  const procs = [];
+  const dirs = [];
+  try {
+    if (processes > 1) {
+      const bin = findRedis();
+      if (!bin) throw new Error(REDIS_HINT);
+      const r = spawnGroup(bin, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+        readyLine: (out) => out.includes("Ready to accept connections"),
+      });
+      procs.push(r);
+      await r.ready;
+    }
+    for (let k = 0; k < processes; k++) {
+      const port = ports[k];
+      const dir = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-sio-"));
+      dirs.push(dir);
+      const args = ["--disable-warning=ExperimentalWarning", "bench/peers/socketio-server.mjs", "--port", String(port), "--db", path.join(dir, "chat.sqlite")];
+      if (processes > 1) args.push("--redis", String(redisPort));
+      const p = spawnGroup(NODE, args, { readyLine: (out) => out.includes(`listening ${port}`) });
+      procs.push(p);
+      await p.ready;
+    }
+    await selfCheck(ports.slice(0, processes));
+  } catch (e) {
+    for (const p of procs) await p.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    url: `http://127.0.0.1:${ports[0]}`,
+    pgids: procs.map((p) => p.pid),
+    room: (i, roomId) =>
+      openSocket(`ws://127.0.0.1:${ports[i % processes]}/socket.io/?EIO=4&transport=websocket&room=${roomId}&user=bench-u${i}`, {
+        sio: true,
+      }),
+    async stop() {
+      for (const p of procs.reverse()) await p.stop();
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Before measuring, one official socket.io-client per process joins a room and sends a frame; every
+ * client must get the broadcast (across processes through Redis). So the peer is a working socket.io
+ * deployment as its users would connect to it, and the load generator's own framing talks to the same.
+ */
+async function selfCheck(ports) {
+  const { io } = await import("socket.io-client");
+  const clients = ports.map((port, k) =>
+    io(`http://127.0.0.1:${port}`, { transports: ["websocket"], query: { room: "selfcheck", user: `check${k}` }, reconnection: false }),
+  );
+  try {
+    await Promise.all(clients.map((c) => new Promise((res, rej) => (c.on("connect", res), c.on("connect_error", rej)))));
+    const got = clients.map((c) => new Promise((res) => c.on("message", (f) => f?.message?.text === "self-check" && res())));
+    clients[0].emit("frame", { type: "send_room_message", clientMsgId: "self-check", text: "self-check" });
+    let timer;
+    await Promise.race([
+      Promise.all(got),
+      new Promise((_, rej) => (timer = setTimeout(() => rej(new Error("socket.io peer self-check: broadcast did not reach every process")), 5000))),
+    ]);
+    clearTimeout(timer);
+  } finally {
+    for (const c of clients) c.close();
+  }
+}

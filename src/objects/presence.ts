@@ -1,0 +1,94 @@
+/**
+ * Pure room presence: who is present, derived from the sockets' attachments. No Cloudflare imports,
+ * so the rules (per user, not per socket; heartbeat expiry) are unit-tested on plain objects.
+ */
+import type { BaseSession } from "./session";
+
+/** The attachment of a room socket. Everything here survives hibernation. */
+export interface RoomSession extends BaseSession {
+  /** True between `join_room` and `leave_room` (or the socket's end): the socket receives room frames. */
+  joined: boolean;
+  /** Epoch ms of the last frame received from the client (auto-answered pings are tracked by the runtime). */
+  lastSeenAt: number;
+}
+
+/** The fields presence needs. */
+export type PresenceSession = Pick<RoomSession, "connId" | "userId" | "name" | "joined" | "lastSeenAt" | "connectedAt">;
+
+/** A present user as listed in `room_state.present`. */
+export interface PresentUser {
+  userId: string;
+  name: string;
+}
+
+/**
+ * Distinct users with at least one joined socket, in the order their first joined socket appears.
+ * The name is the one of that socket (the token's current name).
+ */
+export function presentUsers(sessions: Iterable<PresenceSession>): PresentUser[] {
+  const seen = new Map<string, PresentUser>();
+  for (const s of sessions) {
+    if (s.joined && !seen.has(s.userId)) seen.set(s.userId, { userId: s.userId, name: s.name });
+  }
+  return [...seen.values()];
+}
+
+/** Number of distinct present users: the room's online count. */
+export function onlineCount(sessions: Iterable<PresenceSession>): number {
+  const users = new Set<string>();
+  for (const s of sessions) if (s.joined) users.add(s.userId);
+  return users.size;
+}
+
+/**
+ * True when `userId` has a joined socket other than `exceptConnId`. A join is announced only when
+ * this is false before the socket joins; a leave only when it is false after the socket leaves.
+ */
+export function hasOtherJoined(sessions: Iterable<PresenceSession>, userId: string, exceptConnId: string): boolean {
+  for (const s of sessions) {
+    if (s.joined && s.userId === userId && s.connId !== exceptConnId) return true;
+  }
+  return false;
+}
+
+/**
+ * The last sign of life of a socket: its last frame, the runtime's last auto-answered ping
+ * (`getWebSocketAutoResponseTimestamp`, which does not wake the object and so is not in the
+ * attachment), or the connection itself.
+ */
+export function lastActivity(s: Pick<PresenceSession, "lastSeenAt" | "connectedAt">, autoResponseAt: number | null): number {
+  return Math.max(s.lastSeenAt, s.connectedAt, autoResponseAt ?? 0);
+}
+
+/** True when a socket has been silent for longer than `timeoutMs` at `now`. */
+export function isExpired(
+  s: Pick<PresenceSession, "lastSeenAt" | "connectedAt">,
+  autoResponseAt: number | null,
+  now: number,
+  timeoutMs: number,
+): boolean {
+  return now - lastActivity(s, autoResponseAt) > timeoutMs;
+}
+
+/**
+ * Splits sockets into the expired ones and the time the next sweep is due (the earliest moment a
+ * live socket could expire), or null when no socket is left to watch.
+ */
+export function sweep<T extends Pick<PresenceSession, "lastSeenAt" | "connectedAt">>(
+  items: Iterable<{ session: T; autoResponseAt: number | null }>,
+  now: number,
+  timeoutMs: number,
+): { expired: T[]; nextAt: number | null } {
+  const expired: T[] = [];
+  let nextAt: number | null = null;
+  for (const { session, autoResponseAt } of items) {
+    if (isExpired(session, autoResponseAt, now, timeoutMs)) {
+      expired.push(session);
+      continue;
+    }
+    // +1: `isExpired` is strict, so the socket is expired one millisecond after the deadline.
+    const due = lastActivity(session, autoResponseAt) + timeoutMs + 1;
+    if (nextAt === null || due < nextAt) nextAt = due;
+  }
+  return { expired, nextAt };
+}

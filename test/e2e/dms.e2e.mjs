@@ -1,0 +1,145 @@
+// DMs and presence end to end against a real `wrangler dev`: real sockets, the real local queue,
+// and a local HTTP server standing in for the push webhook.
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { createServer } from "node:http";
+import { after, before, test } from "node:test";
+import { api, connect, startServer } from "./lib.mjs";
+
+const SERVER_PORT = 8825;
+const WEBHOOK_PORT = 8826;
+const SECRET = "e2e-webhook-secret";
+
+let server;
+let webhook;
+const pushes = [];
+const pushWaiters = [];
+
+before(async () => {
+  webhook = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => {
+      const push = { body, signature: req.headers["x-push-signature"], delivery: req.headers["x-push-delivery"] };
+      pushes.push(push);
+      for (const w of pushWaiters.splice(0)) w();
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((resolve) => webhook.listen(WEBHOOK_PORT, "127.0.0.1", resolve));
+  server = await startServer(SERVER_PORT, {
+    vars: { PUSH_WEBHOOK_URL: `http://127.0.0.1:${WEBHOOK_PORT}/push`, PUSH_WEBHOOK_SECRET: SECRET },
+  });
+});
+
+after(async () => {
+  await server?.stop();
+  await new Promise((resolve) => webhook?.close(resolve));
+});
+
+const uid = (name) => `${name}-${Math.random().toString(36).slice(2, 8)}`;
+
+async function send(sock, to, text, clientMsgId = crypto.randomUUID()) {
+  const id = crypto.randomUUID();
+  sock.send({ type: "send_dm", id, to, clientMsgId, text });
+  return sock.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === id);
+}
+
+async function waitForPush(pred, timeoutMs = 15_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const found = pushes.find(pred);
+    if (found) return found;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`no push within ${timeoutMs} ms; got ${pushes.length}`);
+    await new Promise((resolve) => {
+      pushWaiters.push(resolve);
+      setTimeout(resolve, 500);
+    });
+  }
+}
+
+test("a DM reaches every device of the recipient and the sender's other device, and history agrees", async () => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  for (const u of [alice, bob]) assert.equal((await api(server.url, u, "/api/me")).status, 200);
+  const a1 = await connect(server.wsUrl, alice, "/api/chat/ws");
+  const a2 = await connect(server.wsUrl, alice, "/api/chat/ws");
+  const b1 = await connect(server.wsUrl, bob, "/api/chat/ws");
+  const b2 = await connect(server.wsUrl, bob, "/api/chat/ws");
+  assert.equal(a1.ws.protocol, "edge-chat");
+
+  const ack = await send(a1, bob, "hello over loopback", "e2e-1");
+  assert.equal(ack.type, "ack", JSON.stringify(ack));
+  const { message } = ack;
+  for (const b of [b1, b2]) {
+    const dm = await b.waitFor((m) => m.type === "dm" && m.message.id === message.id);
+    assert.equal(dm.message.seq, 1);
+    const note = await b.waitFor((m) => m.type === "notification");
+    assert.equal(note.unread, 1);
+  }
+  await a2.waitFor((m) => m.type === "dm" && m.message.id === message.id);
+  const retry = await send(a1, bob, "hello over loopback", "e2e-1");
+  assert.equal(retry.duplicate, true);
+  assert.equal(retry.message.id, message.id);
+
+  b1.send({ type: "mark_read", id: "r", conversationId: message.conversationId, seq: 1 });
+  const read = await a1.waitFor((m) => m.type === "read");
+  assert.equal(read.seq, 1);
+
+  const hist = await api(server.url, bob, `/api/chat/dms/${message.conversationId}/messages`);
+  assert.equal(hist.status, 200);
+  assert.deepEqual(hist.body.messages.map((m) => m.text), ["hello over loopback"]);
+  const list = await api(server.url, bob, "/api/chat/dms");
+  assert.equal(list.body.conversations[0].unread, 0);
+  assert.equal((await api(server.url, uid("eve"), `/api/chat/dms/${message.conversationId}/messages`)).status, 404);
+  for (const s of [a1, a2, b1, b2]) s.close();
+});
+
+test("a blocked sender is refused and nothing reaches the recipient", async () => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  for (const u of [alice, bob]) await api(server.url, u, "/api/me");
+  assert.equal((await api(server.url, bob, "/api/chat/blocks", { method: "POST", json: { userId: alice } })).status, 201);
+  const a = await connect(server.wsUrl, alice, "/api/chat/ws");
+  const b = await connect(server.wsUrl, bob, "/api/chat/ws");
+  const res = await send(a, bob, "let me in");
+  assert.equal(res.type, "error");
+  assert.equal(res.code, "blocked");
+  assert.equal(b.frames.filter((m) => m.type === "dm").length, 0);
+  a.close();
+  b.close();
+});
+
+test("an offline recipient gets a signed push through the queue and the webhook", async () => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  for (const u of [alice, bob]) await api(server.url, u, "/api/me");
+  const a = await connect(server.wsUrl, alice, "/api/chat/ws");
+  const ack = await send(a, bob, "are you there?");
+  assert.equal(ack.type, "ack");
+  const push = await waitForPush((p) => JSON.parse(p.body).userId === bob);
+  const body = JSON.parse(push.body);
+  assert.equal(body.messageId, ack.message.id);
+  assert.equal(body.preview, "are you there?");
+  assert.equal(push.signature, `sha256=${createHmac("sha256", SECRET).update(push.body).digest("hex")}`);
+  assert.ok(push.delivery);
+  a.close();
+});
+
+test("presence: a subscriber sees online, a status change, then offline on a clean close", async () => {
+  const watcher = uid("watcher");
+  const bob = uid("bob");
+  const w = await connect(server.wsUrl, watcher, "/api/chat/ws");
+  w.send({ type: "subscribe_presence", id: "s", userIds: [bob] });
+  await w.waitFor((m) => m.type === "ack" && m.id === "s");
+  const b = await connect(server.wsUrl, bob, "/api/chat/ws");
+  await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "online");
+  b.send({ type: "presence", status: "dnd" });
+  await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "dnd");
+  b.close();
+  const off = await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "offline" && m.lastSeen !== null);
+  assert.ok(off.lastSeen > 0);
+  const looked = await api(server.url, watcher, `/api/presence?userIds=${bob}`);
+  assert.equal(looked.body.presence[0].status, "offline");
+  w.close();
+});

@@ -1,0 +1,374 @@
+/** The ChatRoom Durable Object over real WebSockets through the Worker, in workerd. */
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { ChatRoom } from "../../src/objects/chat-room";
+import type { RoomSession } from "../../src/objects/presence";
+import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
+import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
+import { closed, createRoom, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "./room-helpers";
+
+type ErrorFrame = Extract<ServerMessage, { type: "error" }>;
+type AckFrame = Extract<ServerMessage, { type: "ack" }>;
+type RoomState = Extract<ServerMessage, { type: "room_state" }>;
+
+const isError = (id: string | number) => (m: ServerMessage) => m.type === "error" && m.id === id;
+
+describe("ChatRoom: messages", () => {
+  it("several clients see each other's messages once each, in seq order", async () => {
+    const room = await createRoom("order");
+    const users = ["ann", "ben", "cat"];
+    const socks = await Promise.all(users.map((u) => joined(u, room)));
+    // Everyone sends at once, without waiting for acks.
+    for (let i = 0; i < 5; i++) socks.forEach((s, k) => s.send({ type: "send_room_message", clientMsgId: `${users[k]}-${i}`, text: `${users[k]} ${i}` }));
+    for (const s of socks) await s.waitFor((m) => m.type === "message" && m.message.seq === 15);
+    const seen = socks.map((s) => messagesOf(s).map((m) => `${m.seq}:${m.clientMsgId}`));
+    expect(seen[0].map((x) => Number(x.split(":")[0]))).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
+    // Each user's messages keep the order that user sent them in.
+    for (const u of users) {
+      const mine = seen[0].filter((x) => x.includes(`:${u}-`)).map((x) => x.split(":")[1]);
+      expect(mine).toEqual([0, 1, 2, 3, 4].map((i) => `${u}-${i}`));
+    }
+    const first = messagesOf(socks[0])[0];
+    expect(first).toMatchObject({ roomId: room, userName: expect.any(String), createdAt: expect.any(Number) });
+    expect(first.id).toMatch(/^[0-9a-f-]{36}$/);
+    socks.forEach((s) => s.close());
+  });
+
+  it("acks a send with the stored message, and a resend of the same clientMsgId with the first ack", async () => {
+    const room = await createRoom("idem");
+    const [a, b] = await Promise.all([joined("alice", room), joined("bob", room)]);
+    a.send({ type: "send_room_message", id: "r1", clientMsgId: "c-1", text: "hello" });
+    const ack1 = await a.waitFor<AckFrame>((m) => m.type === "ack" && m.id === "r1");
+    expect(ack1.duplicate).toBeUndefined();
+    expect(ack1.message).toMatchObject({ seq: 1, text: "hello", userId: "alice", clientMsgId: "c-1" });
+    // Same clientMsgId, even with other text: the first message comes back, nothing new is stored.
+    a.send({ type: "send_room_message", id: "r2", clientMsgId: "c-1", text: "hello again" });
+    const ack2 = await a.waitFor<AckFrame>((m) => m.type === "ack" && m.id === "r2");
+    expect(ack2).toMatchObject({ duplicate: true, message: ack1.message });
+    // Another user may use the same clientMsgId.
+    const ackBob = await sendText(b, "c-1", "bob's");
+    expect(ackBob.message).toMatchObject({ seq: 2, userId: "bob" });
+    await a.waitFor((m) => m.type === "message" && m.message.seq === 2);
+    await b.waitFor((m) => m.type === "message" && m.message.seq === 2);
+    expect(messagesOf(a).map((m) => m.seq)).toEqual([1, 2]);
+    expect(messagesOf(b).map((m) => m.seq)).toEqual([1, 2]);
+    const hist = (await (await api("carol", `/api/chat/rooms/${room}/messages`)).json()) as { messages: { seq: number }[] };
+    expect(hist.messages.map((m) => m.seq)).toEqual([2, 1]);
+    a.close();
+    b.close();
+  });
+
+  it("resume with since replays every missed message once, then live, with no gap while others send", async () => {
+    const room = await createRoom("resume");
+    const a = await joined("alice", room);
+    for (let i = 1; i <= 5; i++) await sendText(a, `m${i}`);
+    // Alice keeps sending while Bob resumes from seq 2.
+    for (let i = 6; i <= 10; i++) a.send({ type: "send_room_message", clientMsgId: `m${i}`, text: `m${i}` });
+    const b = await joined("bob", room, { since: 2 });
+    const state = b.frames.find((f) => f.type === "room_state") as RoomState;
+    expect(state.messages).toEqual([]);
+    expect(state.lastSeq).toBeGreaterThanOrEqual(5);
+    for (let i = 11; i <= 12; i++) a.send({ type: "send_room_message", clientMsgId: `m${i}`, text: `m${i}` });
+    await b.waitFor((m) => m.type === "message" && m.message.seq === 12);
+    expect(messagesOf(b).map((m) => m.seq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    // room_state comes before any replayed message.
+    expect(b.frames.findIndex((f) => f.type === "room_state")).toBeLessThan(b.frames.findIndex((f) => f.type === "message"));
+
+    // A join without since gets the recent messages in room_state, oldest first.
+    const c = await joined("carol", room);
+    const cState = c.frames.find((f) => f.type === "room_state") as RoomState;
+    expect(cState.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(cState.lastSeq).toBe(12);
+    // since at the head replays nothing.
+    const d = await joined("dave", room, { since: 12 });
+    await sendText(a, "m13");
+    await d.waitFor((m) => m.type === "message" && m.message.seq === 13);
+    expect(messagesOf(d).map((m) => m.seq)).toEqual([13]);
+    [a, b, c, d].forEach((s) => s.close());
+  });
+
+  it("replays a long gap in batch frames, in order", async () => {
+    const room = await createRoom("long-gap");
+    // Seed the log through the object itself: 250 messages from many users (a user's burst is 20).
+    const writers = await Promise.all(Array.from({ length: 14 }, (_, i) => joined(`w${i}`, room)));
+    let n = 0;
+    for (const w of writers) {
+      const acks = [];
+      // The join took one token of the burst of 20.
+      for (let k = 0; k < 19 && n < 250; k++, n++) acks.push(sendText(w, `x${n}`));
+      await Promise.all(acks);
+    }
+    const raw: string[] = [];
+    const b = await connectWs("bob", `/api/chat/rooms/${room}/ws`);
+    b.ws.addEventListener("message", (ev) => {
+      raw.push(ev.data as string);
+    });
+    b.send({ type: "join_room", since: 10 });
+    await b.waitFor((m) => m.type === "message" && m.message.seq === 250);
+    expect(messagesOf(b).map((m) => m.seq)).toEqual(Array.from({ length: 240 }, (_, i) => i + 11));
+    expect(raw.filter((r) => r.startsWith('{"type":"batch"')).length).toBe(3);
+    writers.forEach((w) => w.close());
+    b.close();
+  });
+
+  it("keeps its log and sequence across eviction", async () => {
+    const room = await createRoom("evict-log");
+    const a = await joined("alice", room);
+    await sendText(a, "before-1");
+    await sendText(a, "before-2");
+    await evictDurableObject(stubOf(room));
+    const ack = await sendText(a, "after-1");
+    expect(ack.message?.seq).toBe(3);
+    const b = await joined("bob", room);
+    const state = b.frames.find((f) => f.type === "room_state") as RoomState;
+    expect(state.roomId).toBe(room);
+    expect(state.messages.map((m) => m.text)).toEqual(["before-1", "before-2", "after-1"]);
+    a.close();
+    b.close();
+  });
+});
+
+describe("ChatRoom: presence", () => {
+  it("announces join and leave per user, not per socket, and lists who is present", async () => {
+    const room = await createRoom("tabs");
+    const bob = await joined("bob", room);
+    const tab1 = await joined("alice", room, { name: "Alice" });
+    await bob.waitFor((m) => m.type === "system" && m.event === "join" && m.userId === "alice");
+    const tab2 = await joined("alice", room, { name: "Alice" });
+    const state2 = tab2.frames.find((f) => f.type === "room_state") as RoomState;
+    expect(state2.present).toEqual([
+      { userId: "bob", name: "bob" },
+      { userId: "alice", name: "Alice" },
+    ]);
+    // A message after the second tab's join arrives after any join it caused: there is none.
+    await sendText(tab2, "from-tab2");
+    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "from-tab2");
+    expect(systemOf(bob)).toEqual(["join:alice"]);
+
+    tab1.close();
+    await untilRoom(room, (s) => s.sockets === 2);
+    await sendText(tab2, "after-tab1");
+    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after-tab1");
+    expect(systemOf(bob)).toEqual(["join:alice"]);
+
+    tab2.close();
+    await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
+    expect(systemOf(bob)).toEqual(["join:alice", "leave:alice"]);
+    expect((await stubOf(room).snapshot()).present).toEqual([{ userId: "bob", name: "bob" }]);
+    bob.close();
+  });
+
+  it("leave_room leaves without closing; a later join announces again", async () => {
+    const room = await createRoom("leave-rejoin");
+    const bob = await joined("bob", room);
+    const alice = await joined("alice", room);
+    alice.send({ type: "leave_room", id: "l1" });
+    await alice.waitFor((m) => m.type === "ack" && m.id === "l1");
+    await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
+    // Not joined: sending is refused and nothing is stored.
+    alice.send({ type: "send_room_message", id: "s1", clientMsgId: "x", text: "hi" });
+    expect(await alice.waitFor<ErrorFrame>(isError("s1"))).toMatchObject({ code: "forbidden" });
+    alice.send({ type: "join_room", id: "j2" });
+    await alice.waitFor((m) => m.type === "ack" && m.id === "j2");
+    await bob.waitFor((m) => systemOf(bob).length === 3);
+    expect(systemOf(bob)).toEqual(["join:alice", "leave:alice", "join:alice"]);
+    expect((await stubOf(room).snapshot()).lastSeq).toBe(0);
+    bob.close();
+    alice.close();
+  });
+
+  it("typing reaches the others, not the typist", async () => {
+    const room = await createRoom("typing");
+    const [a, b] = await Promise.all([joined("alice", room), joined("bob", room)]);
+    a.send({ type: "typing", on: true });
+    expect(await b.waitFor((m) => m.type === "typing")).toEqual({ type: "typing", userId: "alice", on: true, roomId: room });
+    await sendText(a, "after-typing");
+    await a.waitFor((m) => m.type === "message");
+    expect(a.frames.some((f) => f.type === "typing")).toBe(false);
+    a.close();
+    b.close();
+  });
+
+  it("the alarm closes a silent socket and announces its leave; the room list gets the online count", async () => {
+    const room = await createRoom("heartbeat");
+    const bob = await joined("bob", room);
+    const alice = await joined("alice", room);
+    await sendText(bob, "one");
+    const stub = stubOf(room);
+    // The debounced stats write is pending, not done per join.
+    await runInDurableObject(stub, async (_i: ChatRoom, state) => {
+      expect(await state.storage.getAlarm()).not.toBeNull();
+      expect(state.storage.sql.exec("SELECT value FROM meta WHERE key = 'stats_due'").toArray()).toHaveLength(1);
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const list1 = (await (await api("carol", "/api/chat/rooms?q=heartbeat")).json()) as { rooms: { onlineCount: number; messageCount: number; lastMessageAt: number | null }[] };
+    expect(list1.rooms[0]).toMatchObject({ onlineCount: 2, messageCount: 1 });
+    expect(list1.rooms[0].lastMessageAt).toEqual(expect.any(Number));
+
+    // Alice went silent long ago (her attachment says so), Bob pinged just now through the auto-response.
+    const aliceClosed = closed(alice.ws);
+    await runInDurableObject(stub, (_i: ChatRoom, state) => {
+      for (const ws of state.getWebSockets()) {
+        const s = ws.deserializeAttachment() as RoomSession;
+        ws.serializeAttachment({ ...s, lastSeenAt: 1, connectedAt: 1 });
+      }
+    });
+    bob.send(PING_FRAME);
+    await bob.waitFor((m) => m.type === "pong");
+    // The in-memory cache is rebuilt from the attachments, as after hibernation.
+    await evictDurableObject(stub);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await aliceClosed).toBe(1001);
+    await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
+    expect((await stub.snapshot()).present).toEqual([{ userId: "bob", name: "bob" }]);
+    // The leave made the stats stale again; the next alarm writes them.
+    await runDurableObjectAlarm(stub);
+    const list2 = (await (await api("carol", "/api/chat/rooms?q=heartbeat")).json()) as { rooms: { onlineCount: number }[] };
+    expect(list2.rooms[0].onlineCount).toBe(1);
+    bob.close();
+    await untilRoom(room, (s) => s.sockets === 0);
+    await runDurableObjectAlarm(stub);
+  });
+
+  it("answers the exact ping frame through the runtime's auto-response", async () => {
+    const room = await createRoom("ping");
+    const a = await joined("alice", room);
+    a.send(PING_FRAME);
+    expect(await a.waitFor((m) => m.type === "pong")).toEqual({ type: "pong" });
+    const stamped = await runInDurableObject(stubOf(room), (_i: ChatRoom, state) =>
+      state.getWebSockets().map((ws) => state.getWebSocketAutoResponseTimestamp(ws)),
+    );
+    expect(stamped[0]).toBeInstanceOf(Date);
+    // A ping with an id reaches the object and is answered with the same id.
+    a.send({ type: "ping", id: 7 });
+    expect(await a.waitFor((m) => m.type === "pong" && m.id === 7)).toEqual({ type: "pong", id: 7 });
+    a.close();
+  });
+});
+
+describe("ChatRoom: rate limit", () => {
+  async function flood(s: TestSocket, n: number, tag: string): Promise<void> {
+    for (let i = 0; i < n; i++) s.send({ type: "typing", id: `${tag}${i}`, on: true });
+  }
+
+  it("refuses frames past the burst with retryAfterMs, and the bucket holds across eviction", async () => {
+    const room = await createRoom("rate");
+    const a = await joined("alice", room);
+    await flood(a, 25, "f");
+    const refused = await a.waitFor<ErrorFrame>((m) => m.type === "error" && m.code === "rate_limited");
+    // Burst 20, refill 10/s: one token is at most 100 ms away.
+    expect(refused.retryAfterMs).toBeGreaterThan(0);
+    expect(refused.retryAfterMs).toBeLessThanOrEqual(100);
+    expect(refused.id).toMatch(/^f\d+$/);
+    await a.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === "f24");
+
+    const stub = stubOf(room);
+    const t0 = Date.now();
+    await evictDurableObject(stub);
+    const kept = await runInDurableObject(stub, (_i: ChatRoom, state) =>
+      state.getWebSockets().map((ws) => (ws.deserializeAttachment() as RoomSession).bucket),
+    );
+    expect(kept[0].tokens).toBeLessThan(1);
+    // An evicted object would start with a full bucket; this one refuses again within what refilled meanwhile.
+    const refilled = Math.floor(((Date.now() - t0) * 10) / 1000);
+    await flood(a, refilled + 3, "g");
+    const again = await a.waitFor<ErrorFrame>((m) => m.type === "error" && m.code === "rate_limited" && String(m.id).startsWith("g"));
+    expect(again.retryAfterMs).toBeGreaterThan(0);
+    a.close();
+  });
+
+  it("closes a socket that keeps flooding with 1008", async () => {
+    const room = await createRoom("abuse");
+    const bob = await joined("bob", room);
+    const a = await joined("alice", room);
+    const code = closed(a.ws);
+    await flood(a, 200, "x");
+    expect(await code).toBe(1008);
+    await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
+    bob.close();
+  });
+});
+
+describe("ChatRoom: bad frames", () => {
+  it("answers every bad frame with a specific error, stores nothing, and stays usable", async () => {
+    const room = await createRoom("bad-frames");
+    const a = await connectWs("alice", `/api/chat/rooms/${room}/ws`);
+    // Before join.
+    a.send({ type: "send_room_message", id: "early", clientMsgId: "e", text: "hi" });
+    expect(await a.waitFor<ErrorFrame>(isError("early"))).toMatchObject({ code: "forbidden" });
+    a.send({ type: "join_room" });
+    await a.waitFor((m) => m.type === "room_state");
+
+    const cases: [string, unknown, string, RegExp][] = [
+      ["unknown", { type: "shout", id: "unknown" }, "bad_request", /unknown frame type "shout"/],
+      ["missing", { type: "send_room_message", id: "missing", text: "no client id" }, "bad_request", /clientMsgId/],
+      ["wrong", { type: "typing", id: "wrong", on: "yes" }, "bad_request", /^on:/],
+      ["empty", { type: "send_room_message", id: "empty", clientMsgId: "e1", text: "   " }, "bad_request", /text or mediaIds/],
+      ["long", { type: "send_room_message", id: "long", clientMsgId: "e2", text: "x".repeat(TEXT_MAX + 1) }, "too_large", /4000/],
+      ["since", { type: "join_room", id: "since", since: -1 }, "bad_request", /since/],
+      ["dm", { type: "send_dm", id: "dm", to: "bob", clientMsgId: "d", text: "hi" }, "bad_request", /inbox socket/],
+      ["reply", { type: "send_room_message", id: "reply", clientMsgId: "e3", text: "re", replyTo: "nope" }, "not_found", /replyTo/],
+      ["media", { type: "send_room_message", id: "media", clientMsgId: "e4", mediaIds: ["nope"] }, "not_found", /media nope/],
+    ];
+    for (const [id, frame, code, message] of cases) {
+      a.send(frame);
+      const err = await a.waitFor<ErrorFrame>(isError(id));
+      expect(err.code, id).toBe(code);
+      expect(err.message, id).toMatch(message);
+    }
+    // Frames without a readable id get errors without one.
+    a.send("not json {");
+    expect(await a.waitFor<ErrorFrame>((m) => m.type === "error" && /not valid JSON/.test(m.message))).toMatchObject({ code: "bad_request" });
+    a.send("[1,2]");
+    expect(await a.waitFor<ErrorFrame>((m) => m.type === "error" && /JSON object/.test(m.message))).toMatchObject({ code: "bad_request" });
+    a.send(JSON.stringify({ type: "send_room_message", id: "huge", clientMsgId: "h", text: "y".repeat(FRAME_MAX_BYTES) }));
+    expect(await a.waitFor<ErrorFrame>((m) => m.type === "error" && m.code === "too_large" && /bytes/.test(m.message))).toBeTruthy();
+    a.ws.send(new Uint8Array([1, 2, 3]));
+    expect(await a.waitFor<ErrorFrame>((m) => m.type === "error" && /binary/.test(m.message))).toMatchObject({ code: "bad_request" });
+
+    // Nothing was stored and the socket still works.
+    expect((await stubOf(room).snapshot()).lastSeq).toBe(0);
+    const ack = await sendText(a, "good");
+    expect(ack.message?.seq).toBe(1);
+    a.close();
+  });
+
+  it("does not trust identity headers sent by the client", async () => {
+    const room = await createRoom("spoof");
+    const res = await SELF.fetch(`${BASE}/api/chat/rooms/${room}/ws`, {
+      headers: {
+        Upgrade: "websocket",
+        Authorization: `Bearer ${await tokenFor("mallory")}`,
+        "X-Chat-User-Id": "alice",
+        "X-Chat-User-Name": "Alice",
+      },
+    });
+    const ws = res.webSocket!;
+    ws.accept();
+    const frames: ServerMessage[] = [];
+    ws.addEventListener("message", (ev) => {
+      frames.push(JSON.parse(ev.data as string) as ServerMessage);
+    });
+    ws.send(JSON.stringify({ type: "join_room" }));
+    ws.send(JSON.stringify({ type: "send_room_message", id: "s", clientMsgId: "s", text: "who am i" }));
+    const snap = await (async () => {
+      for (let i = 0; i < 200 && !frames.some((f) => f.type === "ack"); i++) await new Promise((r) => setTimeout(r, 10));
+      return frames.find((f) => f.type === "ack") as AckFrame;
+    })();
+    expect(snap.message).toMatchObject({ userId: "mallory", userName: "mallory" });
+    ws.close(1000);
+  });
+});
+
+describe("ChatRoom: health ping", () => {
+  it("answers ping() for any id without creating storage", async () => {
+    const stub = env.CHAT_ROOM.get(env.CHAT_ROOM.idFromName("__health__"));
+    expect(await stub.ping()).toEqual(expect.any(Number));
+    const tables = await runInDurableObject(stub, (_i: ChatRoom, state) =>
+      state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\'").toArray(),
+    );
+    expect(tables).toEqual([]);
+  });
+});

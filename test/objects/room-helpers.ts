@@ -1,0 +1,63 @@
+/** Helpers for the room tests: rooms in D1, socket close events, and waiting on the room's own state. */
+import { env } from "cloudflare:test";
+import type { ChatRoom } from "../../src/objects/chat-room";
+import { roomStub } from "../../src/objects/stubs";
+import type { ServerMessage } from "../../src/protocol";
+import { connectWs, type TestSocket } from "../helpers";
+
+/** Inserts a room into D1 (what POST /api/chat/rooms does, without its per-user limit). */
+export async function createRoom(id: string, opts: { name?: string; category?: string } = {}): Promise<string> {
+  await env.DB.prepare(
+    "INSERT INTO rooms (id, name, category, description, created_by, created_at) VALUES (?, ?, ?, '', 'test', ?)",
+  )
+    .bind(id, opts.name ?? id, opts.category ?? "general", Date.now())
+    .run();
+  return id;
+}
+
+/** The room's Durable Object stub. */
+export function stubOf(roomId: string): DurableObjectStub<ChatRoom> {
+  return roomStub(env, roomId);
+}
+
+/** A socket joined to `roomId`, after its `room_state` arrived. */
+export async function joined(user: string, roomId: string, opts: { since?: number; name?: string } = {}): Promise<TestSocket> {
+  const s = await connectWs(user, `/api/chat/rooms/${roomId}/ws`, { name: opts.name });
+  s.send({ type: "join_room", since: opts.since });
+  await s.waitFor((m) => m.type === "room_state");
+  return s;
+}
+
+/** Resolves with the close event's code. */
+export function closed(ws: WebSocket): Promise<number> {
+  return new Promise((resolve) => ws.addEventListener("close", (ev) => resolve(ev.code), { once: true }));
+}
+
+/** Polls the room until `pred` holds for its snapshot (for effects of a client close, which has no reply). */
+export async function untilRoom(
+  roomId: string,
+  pred: (snap: Awaited<ReturnType<ChatRoom["snapshot"]>>) => boolean,
+  tries = 200,
+): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (pred(await stubOf(roomId).snapshot())) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`room ${roomId} never reached the expected state: ${JSON.stringify(await stubOf(roomId).snapshot())}`);
+}
+
+/** The room messages (type `message`) a socket received, in order. */
+export function messagesOf(s: TestSocket): Extract<ServerMessage, { type: "message" }>["message"][] {
+  return s.frames.flatMap((f) => (f.type === "message" ? [f.message] : []));
+}
+
+/** System frames a socket received, as "join:alice" / "leave:alice". */
+export function systemOf(s: TestSocket): string[] {
+  return s.frames.flatMap((f) => (f.type === "system" ? [`${f.event}:${f.userId}`] : []));
+}
+
+/** Sends a message and resolves with its ack. */
+export async function sendText(s: TestSocket, clientMsgId: string, text = clientMsgId): Promise<Extract<ServerMessage, { type: "ack" }>> {
+  s.send({ type: "send_room_message", id: clientMsgId, clientMsgId, text });
+  return s.waitFor((m) => m.type === "ack" && m.id === clientMsgId);
+}

@@ -1,0 +1,293 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { signBody, SIGNATURE_HEADER } from "../../src/push";
+import { conversationIdFor } from "../../src/objects/conversation";
+import type { ConversationSummary } from "../../src/objects/inbox";
+import { inboxStub } from "../../src/objects/stubs";
+import type { DmMessage } from "../../src/protocol";
+import { api, BASE } from "../helpers";
+import { SELF } from "cloudflare:test";
+import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+
+async function conversations(user: string): Promise<ConversationSummary[]> {
+  const res = await api(user, "/api/chat/dms");
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { conversations: ConversationSummary[] }).conversations;
+}
+
+async function history(user: string, conversationId: string, query = ""): Promise<{ status: number; body: { messages: DmMessage[]; nextBefore: number | null } }> {
+  const res = await api(user, `/api/chat/dms/${conversationId}/messages${query}`);
+  return { status: res.status, body: (await res.json()) as { messages: DmMessage[]; nextBefore: number | null } };
+}
+
+describe("direct messages", () => {
+  it("delivers to both devices of the recipient and echoes to the sender's other device", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const a1 = await inbox(alice);
+    const a2 = await inbox(alice);
+    const b1 = await inbox(bob);
+    const b2 = await inbox(bob);
+
+    const ack = await sendDm(a1, bob, "hello bob");
+    const sent = ackedMessage(ack);
+    expect(sent).toMatchObject({ from: alice, to: bob, text: "hello bob", seq: 1 });
+    expect(sent.conversationId).toMatch(/^dm_[0-9a-f]{32}$/);
+
+    for (const b of [b1, b2]) {
+      const dm = await b.waitFor(isDm(alice));
+      expect(dm).toMatchObject({ message: { id: sent.id, seq: 1, text: "hello bob", conversationId: sent.conversationId } });
+      const note = await b.waitFor((m) => m.type === "notification");
+      expect(note).toMatchObject({ kind: "dm", from: alice, preview: "hello bob", unread: 1, conversationId: sent.conversationId });
+    }
+    const echo = await a2.waitFor(isDm(alice));
+    expect(echo).toMatchObject({ message: { id: sent.id, seq: 1 } });
+    // The sending socket gets the ack, not a second copy.
+    await roundTrip(a1);
+    expect(a1.frames.filter((m) => m.type === "dm")).toHaveLength(0);
+
+    // A reply numbers on in both inboxes.
+    const reply = ackedMessage(await sendDm(b2, alice, "hi alice"));
+    expect(reply.seq).toBe(2);
+    expect(reply.conversationId).toBe(sent.conversationId);
+    expect(await a1.waitFor(isDm(bob))).toMatchObject({ message: { id: reply.id, seq: 2 } });
+    for (const s of [a1, a2, b1, b2]) s.close();
+  });
+
+  it("refuses a message to oneself, to an unknown user, and bad frames, keeping the socket usable", async () => {
+    const alice = uid("alice");
+    await provision(alice);
+    const a = await inbox(alice);
+    expect(await sendDm(a, alice, "me")).toMatchObject({ type: "error", code: "bad_request" });
+    expect(await sendDm(a, uid("ghost"), "anyone?")).toMatchObject({ type: "error", code: "not_found" });
+    a.send({ type: "send_dm", id: "x1", to: "bob", clientMsgId: "c" });
+    expect(await a.waitFor((m) => m.type === "error" && m.id === "x1")).toMatchObject({ code: "bad_request" });
+    a.send("{not json");
+    expect(await a.waitFor((m) => m.type === "error" && /JSON/.test(m.message))).toMatchObject({ code: "bad_request" });
+    a.send({ type: "join_room", id: "x2" });
+    expect(await a.waitFor((m) => m.type === "error" && m.id === "x2")).toMatchObject({ code: "bad_request" });
+    a.send({ type: "send_dm", id: "x3", to: "bob", clientMsgId: "c", text: "x".repeat(4001) });
+    expect(await a.waitFor((m) => m.type === "error" && m.id === "x3")).toMatchObject({ code: "too_large" });
+    await roundTrip(a);
+    const list = await api(alice, "/api/chat/dms");
+    expect(((await list.json()) as { conversations: unknown[] }).conversations).toEqual([]);
+    a.close();
+  });
+
+  it("a retry with the same clientMsgId never delivers twice, also after a half-failed first attempt", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const a1 = await inbox(alice);
+    const a2 = await inbox(alice);
+    const b = await inbox(bob);
+
+    // A lost ack: both copies are stored; the retry answers the first message again.
+    const first = ackedMessage(await sendDm(a1, bob, "once", { clientMsgId: "c-1" }));
+    const again = await sendDm(a1, bob, "once", { clientMsgId: "c-1" });
+    expect(again).toMatchObject({ type: "ack", duplicate: true, message: { id: first.id, seq: first.seq } });
+
+    // Half way: the recipient's inbox stored the message but the sender's never did (its object died
+    // between the two writes). Reproduced by delivering to the recipient's inbox directly.
+    const conversationId = await conversationIdFor(alice, bob);
+    const direct = await inboxStub(env, bob).receiveDm({
+      id: "half-way-id",
+      conversationId,
+      from: alice,
+      fromName: alice,
+      to: bob,
+      clientMsgId: "c-2",
+      text: "half way",
+      createdAt: Date.now(),
+      senderSubscribes: false,
+      senderView: null,
+    });
+    expect(direct).toMatchObject({ ok: true, duplicate: false, message: { seq: 2 } });
+    const retried = await sendDm(a1, bob, "half way", { clientMsgId: "c-2" });
+    // Same id as the recipient's copy, stored once on the sender's side, now shown on the other device.
+    expect(retried).toMatchObject({ type: "ack", duplicate: true, message: { id: "half-way-id", seq: 2 } });
+    expect(await a2.waitFor((m) => m.type === "dm" && m.message.id === "half-way-id")).toMatchObject({ message: { seq: 2 } });
+
+    await roundTrip(b);
+    await roundTrip(a2);
+    expect(b.frames.filter((m) => m.type === "dm").map((m) => m.type === "dm" && m.message.clientMsgId)).toEqual(["c-1", "c-2"]);
+    expect(a2.frames.filter((m) => m.type === "dm").map((m) => m.type === "dm" && m.message.clientMsgId)).toEqual(["c-1", "c-2"]);
+    for (const u of [alice, bob]) {
+      const page = await history(u, conversationId);
+      expect(page.body.messages.map((m) => [m.seq, m.clientMsgId])).toEqual([[2, "c-2"], [1, "c-1"]]);
+    }
+    for (const s of [a1, a2, b]) s.close();
+  });
+
+  it("counts unread messages, marks them read, and sends read receipts to the peer and the reader's other devices", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const a = await inbox(alice);
+    const b1 = await inbox(bob);
+    const b2 = await inbox(bob);
+    // Bob's own message counts toward neither side's unread badge for him.
+    ackedMessage(await sendDm(b1, alice, "hey"));
+    const m2 = ackedMessage(await sendDm(a, bob, "one"));
+    const m3 = ackedMessage(await sendDm(a, bob, "two"));
+    expect([m2.seq, m3.seq]).toEqual([2, 3]);
+    await b1.waitFor((m) => m.type === "notification" && m.unread === 2);
+
+    let [conv] = await conversations(bob);
+    expect(conv).toMatchObject({ peer: { id: alice, name: alice }, unread: 2, lastSeq: 3, readSeq: 1, lastMessage: { text: "two" } });
+
+    b1.send({ type: "mark_read", id: "r1", conversationId: conv.id, seq: 2 });
+    await b1.waitFor((m) => m.type === "ack" && m.id === "r1");
+    expect(await a.waitFor((m) => m.type === "read")).toMatchObject({ conversationId: conv.id, userId: bob, seq: 2 });
+    expect(await b2.waitFor((m) => m.type === "read")).toMatchObject({ userId: bob, seq: 2 });
+    [conv] = await conversations(bob);
+    expect(conv).toMatchObject({ unread: 1, readSeq: 2 });
+    const [aliceConv] = await conversations(alice);
+    expect(aliceConv).toMatchObject({ unread: 0, peerReadSeq: 2 });
+
+    // Past the end is clamped; backwards changes nothing.
+    b1.send({ type: "mark_read", id: "r2", conversationId: conv.id, seq: 99 });
+    await b1.waitFor((m) => m.type === "ack" && m.id === "r2");
+    b1.send({ type: "mark_read", id: "r3", conversationId: conv.id, seq: 1 });
+    await b1.waitFor((m) => m.type === "ack" && m.id === "r3");
+    [conv] = await conversations(bob);
+    expect(conv).toMatchObject({ unread: 0, readSeq: 3 });
+    b1.send({ type: "mark_read", id: "r4", conversationId: "dm_00000000000000000000000000000000", seq: 1 });
+    expect(await b1.waitFor((m) => m.type === "error" && m.id === "r4")).toMatchObject({ code: "not_found" });
+
+    // Typing reaches the peer only.
+    b1.send({ type: "typing", id: "t1", on: true, conversationId: conv.id });
+    await b1.waitFor((m) => m.type === "ack" && m.id === "t1");
+    expect(await a.waitFor((m) => m.type === "typing")).toMatchObject({ userId: bob, on: true, conversationId: conv.id });
+    for (const s of [a, b1, b2]) s.close();
+  });
+
+  it("lists conversations newest first and creates them idempotently over REST", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    const carol = uid("carol");
+    await provision(alice, bob, carol);
+    const created = await api(alice, "/api/chat/dms", { method: "POST", json: { userId: bob } });
+    expect(created.status).toBe(201);
+    const conv = (await created.json()) as ConversationSummary;
+    expect(conv).toMatchObject({ id: await conversationIdFor(alice, bob), peer: { id: bob }, lastMessage: null, unread: 0 });
+    const again = await api(alice, "/api/chat/dms", { method: "POST", json: { userId: bob } });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as ConversationSummary).id).toBe(conv.id);
+    expect((await api(alice, "/api/chat/dms", { method: "POST", json: { userId: uid("ghost") } })).status).toBe(404);
+    expect((await api(alice, "/api/chat/dms", { method: "POST", json: { userId: alice } })).status).toBe(400);
+    expect((await api(alice, "/api/chat/dms", { method: "POST", json: { userId: "bad id!" } })).status).toBe(400);
+
+    const a = await inbox(alice);
+    await sendDm(a, carol, "to carol");
+    await sendDm(a, bob, "to bob");
+    expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([bob, carol]);
+    await sendDm(a, carol, "carol again");
+    expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([carol, bob]);
+    a.close();
+  });
+
+  it("pages history and shows a conversation only to its participants (404 otherwise)", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    const eve = uid("eve");
+    await provision(alice, bob, eve);
+    const a = await inbox(alice);
+    for (let i = 1; i <= 5; i++) await sendDm(a, bob, `m${i}`);
+    const conversationId = await conversationIdFor(alice, bob);
+    const page1 = await history(bob, conversationId, "?limit=2");
+    expect(page1.status).toBe(200);
+    expect(page1.body.messages.map((m) => m.text)).toEqual(["m5", "m4"]);
+    const page2 = await history(bob, conversationId, `?limit=2&before=${page1.body.nextBefore}`);
+    expect(page2.body.messages.map((m) => m.text)).toEqual(["m3", "m2"]);
+    const page3 = await history(bob, conversationId, `?limit=2&before=${page2.body.nextBefore}`);
+    expect(page3.body).toMatchObject({ nextBefore: null });
+    expect(page3.body.messages.map((m) => m.text)).toEqual(["m1"]);
+
+    const snoop = await history(eve, conversationId);
+    expect(snoop.status).toBe(404);
+    expect(snoop.body).toMatchObject({ error: { code: "not_found" } });
+    expect((await history(eve, "dm_not-a-real-one")).status).toBe(404);
+    expect((await history(alice, conversationId, "?limit=0")).status).toBe(400);
+    a.close();
+  });
+
+  it("replays what a reconnecting device missed, gap-free, with sync", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const a = await inbox(alice);
+    const first = ackedMessage(await sendDm(a, bob, "seen"));
+    for (let i = 0; i < 3; i++) await sendDm(a, bob, `missed ${i}`);
+    const b = await inbox(bob);
+    b.send({ type: "sync", id: "s1", since: { [first.conversationId]: first.seq } });
+    await b.waitFor((m) => m.type === "ack" && m.id === "s1");
+    const replayed = b.frames.filter((m) => m.type === "dm").map((m) => (m.type === "dm" ? m.message.seq : 0));
+    expect(replayed).toEqual([2, 3, 4]);
+    // Then live ones continue the sequence.
+    await sendDm(a, bob, "live");
+    expect(await b.waitFor((m) => m.type === "dm" && m.message.text === "live")).toMatchObject({ message: { seq: 5 } });
+    a.close();
+    b.close();
+  });
+
+  it("GET /api/chat/ws needs an upgrade and a token", async () => {
+    const alice = uid("alice");
+    const res = await api(alice, "/api/chat/ws");
+    expect(res.status).toBe(426);
+    const anon = await SELF.fetch(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket" } });
+    expect(anon.status).toBe(401);
+  });
+
+  it("pushes a DM for an offline recipient through the real queue to the signed webhook", async () => {
+    const config = env as unknown as Record<string, string | undefined>;
+    config.PUSH_WEBHOOK_URL = "https://push.example/hook";
+    config.PUSH_WEBHOOK_SECRET = "webhook-key";
+    const posted: { url: string; body: string; signature: string | null }[] = [];
+    // Only the third party's webhook is intercepted; the Durable Objects, D1 and the queue are real.
+    const spy = vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      const req = new Request(input, init);
+      posted.push({ url: req.url, body: await req.text(), signature: req.headers.get(SIGNATURE_HEADER) });
+      return new Response(null, { status: 204 });
+    });
+    try {
+      const alice = uid("alice");
+      const bob = uid("bob");
+      const carol = uid("carol");
+      await provision(alice, bob, carol);
+      const c = await inbox(carol);
+      const a = await inbox(alice);
+      // Online recipient: delivered on the socket, no push.
+      await sendDm(a, carol, "you are online");
+      await c.waitFor(isDm(alice));
+      // Offline recipient: the message is stored and a push goes out.
+      const sent = ackedMessage(await sendDm(a, bob, "wake up, bob"));
+      // Earlier tests' pushes may still be in the queue: look at Bob's only.
+      const forBob = () => posted.filter((p) => (JSON.parse(p.body) as { userId: string }).userId === bob);
+      await vi.waitFor(() => expect(forBob()).toHaveLength(1), { timeout: 10_000, interval: 50 });
+      const [push] = forBob();
+      expect(posted.some((p) => (JSON.parse(p.body) as { userId: string }).userId === carol)).toBe(false);
+      expect(push.url).toBe("https://push.example/hook");
+      expect(JSON.parse(push.body)).toMatchObject({
+        kind: "dm",
+        userId: bob,
+        from: alice,
+        conversationId: sent.conversationId,
+        messageId: sent.id,
+        preview: "wake up, bob",
+        unread: 1,
+      });
+      expect(push.signature).toBe(`sha256=${await signBody("webhook-key", push.body)}`);
+      // Bob finds it when he comes back.
+      const page = await history(bob, sent.conversationId);
+      expect(page.body.messages.map((m) => m.id)).toEqual([sent.id]);
+      a.close();
+      c.close();
+    } finally {
+      spy.mockRestore();
+      config.PUSH_WEBHOOK_URL = "";
+      config.PUSH_WEBHOOK_SECRET = undefined;
+    }
+  });
+});
