@@ -2,7 +2,7 @@
 // runs every scenario against it, and writes the table, JSON, chart and BENCHMARKS.md.
 // Usage: node bench/run.mjs [--smoke] [--targets ours,bare,sio1,sio2] [--scenarios memory,fixed,sweep,dm,presence,history,suggestions]
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -97,27 +97,46 @@ for (const key of wantTargets) {
     }
   } finally {
     status(`${def.label}: stopping`);
+    // The server's own output, for diagnosing a failed or slow scenario (git-ignored).
+    mkdirSync(path.join(HERE, "results"), { recursive: true });
+    writeFileSync(path.join(HERE, "results", `${key}-server.log.tmp`), target.output?.() ?? "");
     await target.stop();
   }
 }
 
 const suggestionsScript = path.join(HERE, "suggestions.mjs");
 if (wantScenarios.has("suggestions") && existsSync(suggestionsScript)) {
+  // bench/suggestions.mjs (the suggestions engineer's) takes USERS, REQUESTS and PORT from the
+  // environment and writes bench/results/suggestions.json; a smoke run keeps the full run's file.
   note("room suggestions: running bench/suggestions.mjs");
-  const r = spawnSync(process.execPath, [suggestionsScript, ...(args.smoke ? ["--smoke"] : [])], {
+  const outFile = path.join(HERE, "results", "suggestions.json");
+  const saved = args.smoke && existsSync(outFile) ? readFileSync(outFile) : null;
+  const env = { ...process.env, PORT: "8839", ...(args.smoke ? { USERS: "2000", REQUESTS: "20" } : {}) };
+  const r = spawnSync(process.execPath, [suggestionsScript], {
     cwd: ROOT,
+    env,
     encoding: "utf8",
-    timeout: args.smoke ? 120_000 : 600_000,
-    stdio: ["ignore", "pipe", "inherit"],
+    timeout: args.smoke ? 150_000 : 900_000,
+    stdio: ["ignore", "pipe", "pipe"],
   });
-  const out = (r.stdout ?? "").trim();
-  process.stderr.write(out ? `${out}\n` : "");
   let json = null;
   try {
-    json = JSON.parse(out.slice(out.lastIndexOf("\n{") + 1));
+    json = JSON.parse(readFileSync(outFile, "utf8"));
   } catch {}
-  results.suggestions = r.status === 0 ? { summary: json?.summary ?? out.split("\n").slice(-1)[0], result: json, output: out.slice(-4000) } : { error: `exited with ${r.status ?? r.signal}` };
-  if (r.status !== 0) failures.push(`bench/suggestions.mjs exited with ${r.status ?? r.signal}`);
+  if (saved) writeFileSync(outFile, saved);
+  if (r.status === 0 && json) {
+    const sc = json.scenarios ?? {};
+    const summary = Object.entries(sc)
+      .map(([k, v]) => `${k} p50/p99 ${v.endToEnd?.p50Ms ?? "–"}/${v.endToEnd?.p99Ms ?? "–"} ms`)
+      .join("; ");
+    results.suggestions = { summary: `${json.users} users: ${summary}`, result: json };
+    note(`room suggestions: ${results.suggestions.summary}`);
+  } else {
+    const why = `exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout || "").trim().split("\n").slice(-3).join(" ").slice(0, 300)}`;
+    results.suggestions = { error: why };
+    failures.push(`bench/suggestions.mjs ${why}`);
+    note(`room suggestions: FAILED ${why}`);
+  }
 }
 
 results.finishedAt = new Date().toISOString();

@@ -28,9 +28,9 @@ export function createApp() {
     "/api/*",
     cors({
       origin: "*",
-      allowHeaders: ["Authorization", "Content-Type", "Range"],
-      allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
-      exposeHeaders: ["X-Request-Id", "ETag", "Content-Range", "Retry-After"],
+      allowHeaders: ["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"],
+      allowMethods: ["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+      exposeHeaders: ["X-Request-Id", "ETag", "Content-Range", "Accept-Ranges", "Content-Disposition", "Content-Length", "Location", "Retry-After"],
       maxAge: 600,
     }),
   );

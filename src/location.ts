@@ -187,16 +187,36 @@ export async function nearbyRooms(env: Env, center: LatLon, radiusKm = SUGGEST_R
   return out;
 }
 
+/**
+ * Milliseconds spent in each D1 step, filled in when passed (the route reports them as
+ * `Server-Timing`). Workers clocks advance across I/O, so these are the queries' wall times.
+ */
+export interface Timings {
+  store?: number;
+  count?: number;
+  rooms?: number;
+  notify?: number;
+}
+
+async function timed<T>(timings: Timings | undefined, key: keyof Timings, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await f();
+  } finally {
+    if (timings) timings[key] = performance.now() - t0;
+  }
+}
+
 /** The suggestion rule evaluated at `center` for `userId` (rooms are read only above the threshold). */
 export async function suggestionsAt(
   env: Env,
   userId: string,
   center: LatLon,
-  opts: { city?: string; now?: number } = {},
+  opts: { city?: string; now?: number; timings?: Timings } = {},
 ): Promise<Suggestion> {
-  const nearbyUsers = await countNearbyUsers(env, center, userId, opts.now);
+  const nearbyUsers = await timed(opts.timings, "count", () => countNearbyUsers(env, center, userId, opts.now));
   // Under the threshold the list is empty whatever the rooms are: skip that read.
-  const located = nearbyUsers > SUGGEST_THRESHOLD ? await nearbyRooms(env, center) : [];
+  const located = nearbyUsers > SUGGEST_THRESHOLD ? await timed(opts.timings, "rooms", () => nearbyRooms(env, center)) : [];
   return suggest({ nearbyUsers, rooms: located, center, city: opts.city });
 }
 
@@ -213,10 +233,19 @@ export function suggestionFrame(s: Suggestion): ServerFrameMessage {
 /**
  * Sends the user's inbox sockets a `suggestion` frame when `s` is above the threshold, at most once
  * per user, area (`areaOf`, about 111 km) and UTC day. The claim is written before the send, so
- * concurrent recordings cannot both send, and a send that throws is not retried that day; a send
- * that reached no socket releases the claim. Returns whether a socket got the frame.
+ * concurrent recordings cannot both send, and a send that throws is not retried that day. A send
+ * that reached no socket releases the claim unless `releaseUnseen` is false (the REST route: its
+ * caller has just read the suggestion, and keeping the claim spares every later call a Durable
+ * Object round trip that day). Returns whether a socket got the frame.
  */
-export async function notifySuggestion(env: Env, userId: string, center: LatLon, s: Suggestion, now = Date.now()): Promise<boolean> {
+export async function notifySuggestion(
+  env: Env,
+  userId: string,
+  center: LatLon,
+  s: Suggestion,
+  now = Date.now(),
+  opts: { releaseUnseen?: boolean } = {},
+): Promise<boolean> {
   if (s.status === "below_threshold") return false;
   const day = Math.floor(now / DAY_MS);
   const claim = { userId, area: areaOf(center.lat, center.lon), day, sentAt: now };
@@ -231,7 +260,7 @@ export async function notifySuggestion(env: Env, userId: string, center: LatLon,
     .delete(suggestionNotices)
     .where(and(eq(suggestionNotices.userId, userId), lt(suggestionNotices.day, day)));
   const reached = await inboxStub(env, userId).deliver(suggestionFrame(s));
-  if (reached === 0) {
+  if (reached === 0 && opts.releaseUnseen !== false) {
     // No socket was open (the inbox connection records the location while its upgrade is still in
     // flight): release the claim so a later recording can notify.
     await db(env)
@@ -251,12 +280,13 @@ export async function recordAndSuggest(
   userId: string,
   coords: Coords,
   now = Date.now(),
+  opts: { releaseUnseen?: boolean; timings?: Timings } = {},
 ): Promise<{ stored: StoredLocation | null; suggestion: Suggestion | null }> {
-  const stored = await storeLocation(env, userId, coords, now);
+  const stored = await timed(opts.timings, "store", () => storeLocation(env, userId, coords, now));
   if (!stored) return { stored: null, suggestion: null };
-  const suggestion = await suggestionsAt(env, userId, stored, { city: coords.city, now });
+  const suggestion = await suggestionsAt(env, userId, stored, { city: coords.city, now, timings: opts.timings });
   try {
-    await notifySuggestion(env, userId, stored, suggestion, now);
+    await timed(opts.timings, "notify", () => notifySuggestion(env, userId, stored, suggestion, now, opts));
   } catch (err) {
     // The notification is a nicety: its failure must not fail the recording or the caller's request.
     console.error(JSON.stringify({ level: "error", where: "notifySuggestion", userId, error: String(err) }));

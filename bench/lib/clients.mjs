@@ -7,7 +7,7 @@
  * Opens one socket. `onFrame(raw)` gets each server frame's raw text (for socket.io, the `42[...]`
  * event packet). Resolves once the socket can send (socket.io: namespace connected).
  */
-export function openSocket(url, { protocols, sio = false, timeoutMs = 15_000 } = {}) {
+export function openSocket(url, { protocols, sio = false, timeoutMs = 15_000, keepalive = null } = {}) {
   return new Promise((resolve, reject) => {
     const ws = protocols ? new WebSocket(url, protocols) : new WebSocket(url);
     const client = {
@@ -33,7 +33,13 @@ export function openSocket(url, { protocols, sio = false, timeoutMs = 15_000 } =
       clearTimeout(timer);
       reject(new Error(`WebSocket ${url.split("?")[0]} failed`));
     });
-    ws.addEventListener("close", () => (client.closed = true));
+    // Like a real client, keep the socket alive while it only listens: the service closes sockets
+    // that send nothing for PRESENCE_TIMEOUT_MS (its heartbeat sweep).
+    const ka = keepalive ? setInterval(() => ws.readyState === 1 && ws.send(keepalive.frame), keepalive.everyMs) : null;
+    ws.addEventListener("close", () => {
+      client.closed = true;
+      if (ka) clearInterval(ka);
+    });
     if (!sio) {
       ws.addEventListener("message", (ev) => client.onFrame?.(ev.data));
       ws.addEventListener("open", ready, { once: true });

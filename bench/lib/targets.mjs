@@ -9,6 +9,7 @@ import path from "node:path";
 import { ROOT, prepareLocalDb, startDev } from "../../scripts/lib/wrangler.mjs";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openSocket } from "./clients.mjs";
+import { PING_FRAME } from "../../src/protocol.ts";
 
 export const PORTS = { ours: 8831, bare: 8832, sio: [8851, 8852], redis: 6390 };
 
@@ -17,6 +18,9 @@ export const PORTS = { ours: 8831, bare: 8832, sio: [8851, 8852], redis: 6390 };
  * would refuse the offered load, which measures the limiter instead of the service.
  */
 export const BENCH_VARS = { RATE_BURST: "100000", RATE_REFILL_PER_SEC: "100000", RATE_ABUSE_LIMIT: "1000000" };
+
+/** Our clients' heartbeat: the ping the runtime answers without waking the object, every 15 s. */
+export const KEEPALIVE = { frame: PING_FRAME, everyMs: 15_000 };
 
 const NODE = process.execPath;
 // wrangler's shebang runs the first `node` on PATH; make it the Node 22 that runs the harness.
@@ -94,12 +98,14 @@ export const TARGETS = {
         url: dev.url,
         wsUrl: ws,
         pgids: [dev.pid],
+        output: dev.output,
         async room(i, roomId) {
           const user = `bench-u${i}`;
           const c = await openSocket(`${ws}/api/chat/rooms/${roomId}/ws`, {
             protocols: ["edge-chat", `bearer.${await token(user)}`],
+            keepalive: KEEPALIVE,
           });
-          const joined = nextFrame(c, (raw) => raw.includes('"type":"room_state"') || raw.includes('"type":"error"'));
+          const joined = nextFrame(c, (raw) => raw.includes('"type":"room_state"') || raw.includes('"type":"error"'), 120_000);
           c.send('{"type":"join_room"}');
           const raw = await joined;
           if (!raw.includes('"type":"room_state"')) throw new Error(`join_room failed: ${raw.slice(0, 300)}`);
@@ -127,6 +133,7 @@ export const TARGETS = {
       return {
         url,
         pgids: [p.pid],
+        output: p.output,
         room: (_i, roomId) => openSocket(`ws://127.0.0.1:${port}/rooms/${roomId}/ws`),
         async stop() {
           await p.stop();
@@ -164,7 +171,7 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
       const port = ports[k];
       const dir = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-sio-"));
       dirs.push(dir);
-      const args = ["--disable-warning=ExperimentalWarning", "bench/peers/socketio-server.mjs", "--port", String(port), "--db", path.join(dir, "chat.sqlite")];
+      const args = ["--disable-warning=ExperimentalWarning", "--expose-gc", "bench/peers/socketio-server.mjs", "--port", String(port), "--db", path.join(dir, "chat.sqlite")];
       if (processes > 1) args.push("--redis", String(redisPort));
       const p = spawnGroup(NODE, args, { readyLine: (out) => out.includes(`listening ${port}`) });
       procs.push(p);
@@ -179,6 +186,12 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
   return {
     url: `http://127.0.0.1:${ports[0]}`,
     pgids: procs.map((p) => p.pid),
+    output: () => procs.map((p) => p.output()).join("\n"),
+    /** Collects garbage in every peer process, so RSS reflects live memory. */
+    async gc() {
+      await Promise.all(ports.slice(0, processes).map((port) => fetch(`http://127.0.0.1:${port}/gc`).then((r) => r.text())));
+      await new Promise((r) => setTimeout(r, 200));
+    },
     room: (i, roomId) =>
       openSocket(`ws://127.0.0.1:${ports[i % processes]}/socket.io/?EIO=4&transport=websocket&room=${roomId}&user=bench-u${i}`, {
         sio: true,

@@ -38,7 +38,13 @@ const nextSeq = (room) => {
 };
 
 const httpServer = createServer((req, res) => {
-  res.writeHead(req.url === "/health" ? 200 : 404).end(req.url === "/health" ? "ok" : "not found");
+  if (req.url === "/health") return res.writeHead(200).end("ok");
+  // The memory scenario collects garbage before reading RSS (the harness starts us with --expose-gc).
+  if (req.url === "/gc" && typeof globalThis.gc === "function") {
+    globalThis.gc();
+    return res.writeHead(200).end("ok");
+  }
+  res.writeHead(404).end("not found");
 });
 const io = new Server(httpServer, { transports: ["websocket"], perMessageDeflate: false, serveClient: false });
 

@@ -5,17 +5,18 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openMany, openSocket } from "../lib/clients.mjs";
+import { KEEPALIVE } from "../lib/targets.mjs";
 import { newHistogram, summarize } from "../lib/hist.mjs";
 import { roomRun } from "../lib/loadgen.mjs";
 import { markerText, nowMicros, scanMarkers } from "../lib/marker.mjs";
-import { cpuMeter } from "../lib/procstat.mjs";
+import { cpuMeter, settle } from "../lib/procstat.mjs";
 import { note, status } from "../lib/progress.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function inbox(target, user) {
-  return openSocket(`${target.wsUrl}/api/chat/ws`, { protocols: ["edge-chat", `bearer.${await token(user)}`] });
+  return openSocket(`${target.wsUrl}/api/chat/ws`, { protocols: ["edge-chat", `bearer.${await token(user)}`], keepalive: KEEPALIVE });
 }
 
 /** Every frame of a raw message, batches flattened. */
@@ -49,6 +50,7 @@ export async function dmScenario(target, cfg, profile) {
   const label = "ours DM";
   const a = [];
   const b = [];
+  await settle(target.pgids);
   try {
     for (let i = 0; i < cfg.pairs; i++) {
       status(`${label}: opening inboxes ${i + 1}/${cfg.pairs}`);
@@ -117,6 +119,7 @@ export async function presenceScenario(target, cfg) {
   const subject = "bench-presence-subject";
   const subs = [];
   let me = null;
+  await settle(target.pgids);
   try {
     for (let i = 0; i < cfg.subscribers; i++) {
       status(`${label}: subscribers ${i + 1}/${cfg.subscribers}`);
@@ -205,6 +208,7 @@ export async function presenceScenario(target, cfg) {
 /** Fills a room's log with `messages` messages, then measures `GET …/messages` pages at random depths. */
 export async function historyScenario(target, cfg) {
   const label = "ours history";
+  await settle(target.pgids);
   const writers = await openMany(4, (i) => target.room(9000 + i, cfg.room));
   let acked = 0;
   let queued = 0;

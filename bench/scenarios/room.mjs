@@ -33,24 +33,42 @@ export async function memoryScenario(target, name, cfg) {
   // A warm set first, so the baseline already includes the object, its code and the runtime's first-use growth.
   const first = await connect(target, label, Math.max(1, Math.round(cfg.sockets / 5)), cfg.room, 4000);
   await sleep(Math.min(3000, cfg.idleMs));
+  await target.gc?.();
   const before = rss(target.pgids);
+  const tc = Date.now();
   const clients = await connect(target, label, cfg.sockets, cfg.room, 5001);
+  const connectSeconds = (Date.now() - tc) / 1000;
+  await target.gc?.();
+  const connected = rss(target.pgids);
   const t0 = Date.now();
   while (Date.now() - t0 < cfg.idleMs) {
     status(`${label}: ${cfg.sockets} idle sockets, ${Math.round((cfg.idleMs - (Date.now() - t0)) / 1000)} s left`);
     await sleep(250);
   }
+  await target.gc?.();
   const after = rss(target.pgids);
   await closeAll([...first, ...clients]);
-  const perConn = before === null || after === null ? null : Math.round((after - before) / cfg.sockets);
-  note(`${label}: ${perConn === null ? "n/a" : `${(perConn / 1024).toFixed(1)} KiB`} per idle connection (${cfg.sockets} sockets)`);
-  return { sockets: cfg.sockets, idleMs: cfg.idleMs, rssBeforeBytes: before, rssAfterBytes: after, bytesPerConnection: perConn };
+  const per = (x) => (before === null || x === null ? null : Math.round((x - before) / cfg.sockets));
+  const perConn = per(after);
+  note(`${label}: ${perConn === null ? "n/a" : `${(perConn / 1024).toFixed(1)} KiB`} per idle connection (${cfg.sockets} sockets; ${(per(connected) / 1024).toFixed(1)} KiB just after connecting; ${connectSeconds.toFixed(1)} s to connect and join)`);
+  return {
+    sockets: cfg.sockets,
+    idleMs: cfg.idleMs,
+    connectSeconds,
+    rssBeforeBytes: before,
+    rssConnectedBytes: connected,
+    rssAfterBytes: after,
+    bytesPerConnectionConnected: per(connected),
+    bytesPerConnection: perConn,
+  };
 }
 
 /** Broadcast latency at the fixed loads of the issue. */
 export async function fixedScenario(target, name, c, profile) {
   const label = `${name} ${c.name}`;
+  const tc = Date.now();
   const clients = await connect(target, label, c.sockets, c.room);
+  const connectSeconds = (Date.now() - tc) / 1000;
   try {
     const r = await roomRun({
       clients,
@@ -62,7 +80,7 @@ export async function fixedScenario(target, name, c, profile) {
       onProgress: progressFn(label),
     });
     note(`${label}: p50 ${r.latencyMs.p50} · p99 ${r.latencyMs.p99} · max ${r.latencyMs.max} ms · lost ${r.lost}`);
-    return { case: c.name, ...r };
+    return { case: c.name, connectSeconds, ...r };
   } finally {
     await closeAll(clients);
   }

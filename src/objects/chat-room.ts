@@ -108,6 +108,8 @@ export class ChatRoom extends DurableObject<Env> {
     this.abuseLimit = numVar(env.RATE_ABUSE_LIMIT, 50);
     this.presenceTimeoutMs = numVar(env.PRESENCE_TIMEOUT_MS, 45_000);
     for (const ws of ctx.getWebSockets()) {
+      // A socket the server already closed (abuse, heartbeat) has departed; only open ones are rebuilt.
+      if (ws.readyState !== WebSocket.OPEN) continue;
       const session = getSession<RoomSession>(ws);
       if (session) this.conns.set(session.connId, { ws, session });
     }
@@ -376,7 +378,16 @@ export class ChatRoom extends DurableObject<Env> {
       messages: recent,
       lastSeq: this.lastSeq,
     });
-    if (since !== undefined && since < this.lastSeq) this.replay(ws, since);
+    if (since !== undefined && since < this.lastSeq) {
+      const pages = this.replay(ws, since);
+      // A long replay is work the client asked for: each page past the first costs a token, the
+      // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
+      // while one resume after a long absence still goes through.
+      if (pages > 1) {
+        s.bucket = { tokens: Math.max(-this.bucketCfg.burst, s.bucket.tokens - (pages - 1)), at: s.bucket.at };
+        setSession(ws, s);
+      }
+    }
     if (announce) {
       // The joining socket learns it is present from room_state; the others get the system frame.
       this.fanout.publish(
@@ -387,19 +398,24 @@ export class ChatRoom extends DurableObject<Env> {
     }
   }
 
-  /** Sends every message after `since` as `batch` frames of up to REPLAY_CHUNK messages, reading the log a page at a time. */
-  private replay(ws: WebSocket, since: number): void {
+  /**
+   * Sends every message after `since` as `batch` frames of up to REPLAY_CHUNK messages, reading the
+   * log a page at a time. Returns the number of frames sent.
+   */
+  private replay(ws: WebSocket, since: number): number {
     let after = since;
+    let pages = 0;
     for (;;) {
       const rows = this.ctx.storage.sql
         .exec<MessageRow>("SELECT * FROM messages WHERE seq > ? ORDER BY seq ASC LIMIT ?", after, REPLAY_CHUNK)
         .toArray();
-      if (rows.length === 0) return;
+      if (rows.length === 0) return pages;
       const frames = rows.map((r) => ({ type: "message" as const, message: this.toMessage(r) }));
       if (frames.length === 1) this.send(ws, frames[0]);
       else this.send(ws, { type: "batch", frames });
+      pages++;
       after = rows[rows.length - 1].seq;
-      if (rows.length < REPLAY_CHUNK) return;
+      if (rows.length < REPLAY_CHUNK) return pages;
     }
   }
 
@@ -469,6 +485,13 @@ export class ChatRoom extends DurableObject<Env> {
   private closeAndDepart(conn: Conn, code: number, reason: string): void {
     this.depart(conn);
     try {
+      // Also in the attachment, in case the object is rebuilt before the close completes.
+      conn.session.joined = false;
+      setSession(conn.ws, conn.session);
+    } catch {
+      // The attachment cannot change once closed; the readyState check covers that case.
+    }
+    try {
       conn.ws.close(code, reason);
     } catch {
       // Already closing.
@@ -495,7 +518,11 @@ export class ChatRoom extends DurableObject<Env> {
     for (const c of this.conns.values()) if (c.session.joined) yield c.ws;
   }
 
-  /** The cached connection of a socket, re-read from its attachment when the cache missed it. */
+  /**
+   * The cached connection of a socket, re-read from its attachment when the cache missed it. A socket
+   * that is no longer open and not cached has already departed (the server closed it): null, so its
+   * close event cannot announce a second leave.
+   */
   private connOf(ws: WebSocket): Conn | null {
     const session = getSession<RoomSession>(ws);
     if (!session) return null;
@@ -504,6 +531,7 @@ export class ChatRoom extends DurableObject<Env> {
       cached.ws = ws;
       return cached;
     }
+    if (ws.readyState !== WebSocket.OPEN) return null;
     const conn = { ws, session };
     this.conns.set(session.connId, conn);
     return conn;

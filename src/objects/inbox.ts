@@ -9,7 +9,7 @@
  * new peer (does the user exist?) and messages with media (claiming them).
  */
 import { DurableObject } from "cloudflare:workers";
-import { findUser } from "../db/queries";
+import { findUser, findUsers } from "../db/queries";
 import { numVar } from "../env";
 import { claimMedia } from "../media/claim";
 import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, ServerMessage, WsErrorCode } from "../protocol";
@@ -232,6 +232,7 @@ export class Inbox extends DurableObject<Env> {
     }
     this.setConnected(true);
     await this.ensureAlarm(now);
+    this.sendWatchedSnapshot(server);
     // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
     void this.publishStatus().catch((err) => this.log("publish on connect", err));
     const headers = new Headers();
@@ -282,7 +283,8 @@ export class Inbox extends DurableObject<Env> {
         return;
       }
       this.log("frame", err, session.connId);
-      this.send(ws, { type: "error", id: requestId, code: "internal", message: "internal error; nothing was changed" });
+      // Every write is idempotent on the client's ids, so a retry of the same frame is always safe.
+      this.send(ws, { type: "error", id: requestId, code: "internal", message: "internal error; retrying the same frame is safe" });
     }
   }
 
@@ -314,7 +316,9 @@ export class Inbox extends DurableObject<Env> {
         timeout,
       );
       for (const key of plan.stale) this.closeQuietly(sockets[key], CLOSE.GOING_AWAY, "heartbeat timeout");
-      if (plan.stale.length > 0 && this.openSockets().length === 0) await this.wentOffline(now);
+      // Also covers sockets that vanished without a close event (e.g. dropped with the object):
+      // wentOffline acts only on the first call after the user was online.
+      if (this.openSockets().length === 0) await this.wentOffline(now);
       if (plan.nextAt !== null) await this.ctx.storage.setAlarm(Math.max(plan.nextAt, now + SWEEP_MIN_INTERVAL_MS));
     } catch (err) {
       this.log("alarm", err);
@@ -506,7 +510,11 @@ export class Inbox extends DurableObject<Env> {
     s: InboxSession,
     msg: Extract<ClientMessage, { type: "subscribe_presence" }>,
   ): Promise<void> {
-    const ids = [...new Set(msg.userIds)].filter((id) => id !== s.userId);
+    const asked = [...new Set(msg.userIds)].filter((id) => id !== s.userId);
+    // Only real users are subscribed (and their inboxes touched); unknown ids read as offline, as in
+    // GET /api/presence, so ids leak nothing. Subscribing is not the message hot path: D1 is fine here.
+    const existing = await findUsers(this.env, asked);
+    const ids = asked.filter((id) => existing.has(id));
     const known = new Set(
       this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions").toArray().map((r) => r.user_id),
     );
@@ -523,9 +531,9 @@ export class Inbox extends DurableObject<Env> {
       for (const id of added) this.addSubscription(id, false, now);
     });
     const frames = await Promise.all(
-      ids.map(async (id): Promise<ServerFrameMessage> => {
+      asked.map(async (id): Promise<ServerFrameMessage> => {
         let view: StatusView = HIDDEN;
-        if (!this.isBlocking(id)) {
+        if (existing.has(id) && !this.isBlocking(id)) {
           try {
             view = await inboxStub(this.env, id).addSubscriber(id, s.userId);
             this.cacheStatus(id, view);
@@ -696,10 +704,9 @@ export class Inbox extends DurableObject<Env> {
    */
   async presenceChanged(owner: string, userId: string, view: StatusView): Promise<boolean> {
     this.setOwner(owner);
-    const sub = this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions WHERE user_id = ?", userId).toArray();
-    if (sub.length === 0) return false;
-    // A user this one blocks stays hidden, whatever it reports.
-    this.notePeerStatus(userId, this.isBlocking(userId) ? HIDDEN : view);
+    if (!this.isSubscribedTo(userId)) return false;
+    // A user this one blocks stays hidden (it was shown offline when blocked), whatever it reports.
+    if (!this.isBlocking(userId)) this.notePeerStatus(userId, view);
     return true;
   }
 
@@ -818,11 +825,13 @@ export class Inbox extends DurableObject<Env> {
   /** Statuses of `userIds` as this user may see them, in the order asked. */
   async presenceOf(owner: string, userIds: string[]): Promise<{ userId: string; status: StatusView["status"]; lastSeen: number | null }[]> {
     this.setOwner(owner);
+    // Unknown ids read as offline without waking (or creating) an inbox for them.
+    const existing = await findUsers(this.env, userIds);
     return Promise.all(
       userIds.map(async (userId) => {
         let view: StatusView = HIDDEN;
         if (userId === owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
-        else if (!this.isBlocking(userId)) {
+        else if (existing.has(userId) && !this.isBlocking(userId)) {
           try {
             view = await inboxStub(this.env, userId).statusFor(userId, owner);
           } catch (err) {
@@ -865,8 +874,16 @@ export class Inbox extends DurableObject<Env> {
     await this.publishStatus();
   }
 
-  /** Pushes the public status to every subscriber (by RPC) when it changed since the last push. */
-  private async publishStatus(): Promise<void> {
+  /**
+   * Pushes the public status to every subscriber (by RPC) when it changed since the last push.
+   * Publishes run one after another: two overlapping fan-outs could reach a subscriber out of
+   * order (online after offline) and leave it showing the wrong status.
+   */
+  private publishStatus(): Promise<void> {
+    return this.serialize("presence", () => this.publishNow());
+  }
+
+  private async publishNow(): Promise<void> {
     const owner = this.meta("owner");
     if (!owner) return;
     const view = publicView(this.ownStatus(), this.openSockets().length > 0);
@@ -895,6 +912,29 @@ export class Inbox extends DurableObject<Env> {
   private notePeerStatus(userId: string, view: StatusView): void {
     this.cacheStatus(userId, view);
     this.broadcast({ type: "presence", userId, status: view.status, lastSeen: view.lastSeen });
+  }
+
+  /**
+   * Gives a new socket the last known status of everyone the user watches (DM peers included), from
+   * this inbox's own storage: kept current by the watched inboxes' pushes, so no RPC is needed.
+   * `subscribe_presence` asks the watched inboxes afresh.
+   */
+  private sendWatchedSnapshot(ws: WebSocket): void {
+    const rows = this.sql
+      .exec<{ user_id: string; status: string; last_seen: number | null }>(
+        "SELECT user_id, status, last_seen FROM subscriptions WHERE status IS NOT NULL ORDER BY user_id",
+      )
+      .toArray();
+    const frames: ServerFrameMessage[] = rows.map((r) => {
+      const hidden = this.isBlocking(r.user_id);
+      return {
+        type: "presence",
+        userId: r.user_id,
+        status: hidden ? "offline" : (r.status as StatusView["status"]),
+        lastSeen: hidden ? null : r.last_seen,
+      };
+    });
+    for (let i = 0; i < frames.length; i += BATCH_MAX) this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
   }
 
   private cacheStatus(userId: string, view: StatusView): void {

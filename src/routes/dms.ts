@@ -4,14 +4,12 @@
  * caller's conversations: another user's conversation id simply does not exist there (404).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { AppEnv } from "../env";
 import { ApiError, errorBody } from "../errors";
-import { recordLocation } from "../location";
+import { locationFromRequest, recordLocation } from "../location";
 import { INBOX_HEADERS } from "../objects/inbox";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { DmMessage, PAGE_MAX } from "../protocol";
-import type { Context } from "hono";
 
 const UserIdSchema = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
 
@@ -35,23 +33,6 @@ const ConversationIdParam = z.object({
   conversationId: z.string().min(1).max(128).openapi({ param: { name: "conversationId", in: "path" } }),
 });
 
-/** Reads a coordinate from the query, falling back to Cloudflare's estimate of the client's location. */
-function coordsOf(c: Context<AppEnv>): { lat: number; lon: number } | null {
-  const q = (k: string) => {
-    const v = c.req.query(k);
-    return v === undefined || v === "" ? Number.NaN : Number(v);
-  };
-  let lat = q("lat");
-  let lon = q("lon");
-  if (!Number.isFinite(lat) || !Number.isFinite(lon)) {
-    const cf = (c.req.raw as Request & { cf?: IncomingRequestCfProperties }).cf;
-    lat = Number(cf?.latitude);
-    lon = Number(cf?.longitude);
-  }
-  if (!Number.isFinite(lat) || !Number.isFinite(lon)) return null;
-  return { lat, lon };
-}
-
 export const dms = createRouter();
 
 // The inbox socket is not a JSON route, so it is registered without OpenAPI (docs/dms.md describes it).
@@ -64,7 +45,8 @@ dms.get("/ws", async (c) => {
     );
   }
   const user = c.get("user");
-  const coords = coordsOf(c);
+  // `?lat=&lon=` from the client, else the edge's estimate (`request.cf`).
+  const coords = locationFromRequest(c.req.raw);
   if (coords) {
     // Suggestions only: never hold the upgrade for it, never fail it.
     c.executionCtx.waitUntil(

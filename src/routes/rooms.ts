@@ -16,6 +16,7 @@ import { PAGE_MAX, RoomMessage } from "../protocol";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
 export const ROOM_CATEGORIES = ["general", "local", "tech", "science", "gaming", "sports", "music", "arts", "news", "other"] as const;
+/** One of {@link ROOM_CATEGORIES}. */
 export type RoomCategory = (typeof ROOM_CATEGORIES)[number];
 
 /** Room ids are slugs: lowercase letters, digits and inner hyphens. */
@@ -104,6 +105,7 @@ async function requireRoom(env: Env, roomId: string): Promise<Room> {
   return room;
 }
 
+/** The /api/chat/rooms router: list, categories, create, one room, history, and the room socket. */
 export const rooms = createRouter();
 
 rooms.openapi(

@@ -3,11 +3,15 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
+import { connect as tcpConnect } from "node:net";
 import { after, before, test } from "node:test";
-import { api, connect, startServer } from "./lib.mjs";
+import { api, connect, startServer, token } from "./lib.mjs";
 
 const SERVER_PORT = 8825;
 const WEBHOOK_PORT = 8826;
+/** A second server with a short presence timeout, for the dead-connection sweep. */
+const SWEEP_PORT = 8827;
+const SWEEP_TIMEOUT_MS = 2000;
 const SECRET = "e2e-webhook-secret";
 
 let server;
@@ -129,6 +133,8 @@ test("an offline recipient gets a signed push through the queue and the webhook"
 test("presence: a subscriber sees online, a status change, then offline on a clean close", async () => {
   const watcher = uid("watcher");
   const bob = uid("bob");
+  // Only known (provisioned) users can be watched.
+  await api(server.url, bob, "/api/me");
   const w = await connect(server.wsUrl, watcher, "/api/chat/ws");
   w.send({ type: "subscribe_presence", id: "s", userIds: [bob] });
   await w.waitFor((m) => m.type === "ack" && m.id === "s");
@@ -142,4 +148,56 @@ test("presence: a subscriber sees online, a status change, then offline on a cle
   const looked = await api(server.url, watcher, `/api/presence?userIds=${bob}`);
   assert.equal(looked.body.presence[0].status, "offline");
   w.close();
+});
+
+/**
+ * A client that completes the WebSocket handshake and then goes silent without ever closing:
+ * what a killed laptop or a dropped network looks like to the server.
+ */
+async function silentClient(port, user) {
+  const socket = tcpConnect(port, "127.0.0.1");
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  socket.write(
+    `GET /api/chat/ws?token=${await token(user)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  const head = await new Promise((resolve) => socket.once("data", (d) => resolve(String(d))));
+  assert.match(head, /^HTTP\/1\.1 101/);
+  return socket;
+}
+
+test("a client that dies without closing is swept and shown offline", async (t) => {
+  const sweepServer = await startServer(SWEEP_PORT, { vars: { PRESENCE_TIMEOUT_MS: String(SWEEP_TIMEOUT_MS) } });
+  try {
+    const watcher = uid("watcher");
+    const bob = uid("bob");
+    await api(sweepServer.url, bob, "/api/me");
+    const w = await connect(sweepServer.wsUrl, watcher, "/api/chat/ws");
+    w.send({ type: "subscribe_presence", id: "s", userIds: [bob] });
+    await w.waitFor((m) => m.type === "ack" && m.id === "s");
+    const silent = await silentClient(SWEEP_PORT, bob);
+    const t0 = Date.now();
+    await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "online");
+    // The watcher keeps itself alive with the auto-answered ping while it waits.
+    const keepAlive = setInterval(() => w.send({ type: "ping" }), SWEEP_TIMEOUT_MS / 4);
+    try {
+      const mark = w.frames.length;
+      const off = await w.waitFor(
+        (m) => m.type === "presence" && m.userId === bob && m.status === "offline" && w.frames.lastIndexOf(m) >= mark,
+        SWEEP_TIMEOUT_MS * 10,
+      );
+      assert.ok(off.lastSeen >= t0);
+      t.diagnostic(`killed client to offline: ${Date.now() - t0} ms with PRESENCE_TIMEOUT_MS=${SWEEP_TIMEOUT_MS}`);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    silent.destroy();
+    w.close();
+  } finally {
+    await sweepServer.stop();
+  }
 });

@@ -1,7 +1,7 @@
 /** The ChatRoom Durable Object over real WebSockets through the Worker, in workerd. */
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import type { ChatRoom } from "../../src/objects/chat-room";
+import { type ChatRoom, SOCKETS_PER_USER_MAX } from "../../src/objects/chat-room";
 import type { RoomSession } from "../../src/objects/presence";
 import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
@@ -109,6 +109,11 @@ describe("ChatRoom: messages", () => {
     await b.waitFor((m) => m.type === "message" && m.message.seq === 250);
     expect(messagesOf(b).map((m) => m.seq)).toEqual(Array.from({ length: 240 }, (_, i) => i + 11));
     expect(raw.filter((r) => r.startsWith('{"type":"batch"')).length).toBe(3);
+    // Pages past the first cost a token each: rejoining in a loop to pull the log is throttled.
+    const bucket = await runInDurableObject(stubOf(room), (_i: ChatRoom, state) =>
+      state.getWebSockets().map((ws) => ws.deserializeAttachment() as RoomSession).find((x) => x.userId === "bob")!.bucket,
+    );
+    expect(bucket.tokens).toBeLessThanOrEqual(20 - 1 - 2);
     writers.forEach((w) => w.close());
     b.close();
   });
@@ -223,6 +228,9 @@ describe("ChatRoom: presence", () => {
     expect(await aliceClosed).toBe(1001);
     await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
     expect((await stub.snapshot()).present).toEqual([{ userId: "bob", name: "bob" }]);
+    await sendText(bob, "after-sweep");
+    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after-sweep");
+    expect(systemOf(bob)).toEqual(["join:alice", "leave:alice"]);
     // The leave made the stats stale again; the next alarm writes them.
     await runDurableObjectAlarm(stub);
     const list2 = (await (await api("carol", "/api/chat/rooms?q=heartbeat")).json()) as { rooms: { onlineCount: number }[] };
@@ -287,6 +295,11 @@ describe("ChatRoom: rate limit", () => {
     await flood(a, 200, "x");
     expect(await code).toBe(1008);
     await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
+    // The client's close that follows the server's announces nothing more.
+    await untilRoom(room, (s) => s.sockets === 1);
+    await sendText(bob, "after");
+    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after");
+    expect(systemOf(bob)).toEqual(["join:alice", "leave:alice"]);
     bob.close();
   });
 });
@@ -359,6 +372,21 @@ describe("ChatRoom: bad frames", () => {
     })();
     expect(snap.message).toMatchObject({ userId: "mallory", userName: "mallory" });
     ws.close(1000);
+  });
+});
+
+describe("ChatRoom: limits", () => {
+  it("refuses a user's socket past the per-room limit before the upgrade", async () => {
+    const room = await createRoom("many-tabs");
+    const socks = await Promise.all(Array.from({ length: SOCKETS_PER_USER_MAX }, () => connectWs("tabby", `/api/chat/rooms/${room}/ws`)));
+    const token = await tokenFor("tabby");
+    const res = await SELF.fetch(`${BASE}/api/chat/rooms/${room}/ws`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(429);
+    expect(res.webSocket).toBeNull();
+    // Others are not affected.
+    const other = await joined("other", room);
+    socks.forEach((s) => s.close());
+    other.close();
   });
 });
 

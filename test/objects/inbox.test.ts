@@ -88,6 +88,13 @@ describe("Inbox object", () => {
     await w.waitFor(presenceOf(bob, "away"));
     b.close();
     await w.waitFor(presenceOf(bob, "offline"));
+    // A new device of the watcher starts with the stored statuses of everyone watched.
+    await evictDurableObject(inboxStub(env, watcher));
+    const w2 = await inbox(watcher);
+    const snap = await w2.waitFor<Extract<ServerMessage, { type: "presence" }>>((m) => m.type === "presence" && m.userId === bob);
+    expect(snap.status).toBe("offline");
+    expect(snap.lastSeen).not.toBeNull();
+    w2.close();
     w.close();
   });
 
@@ -100,6 +107,7 @@ describe("Inbox object", () => {
     await w.waitFor((m) => m.type === "ack" && m.id === "s");
     const silent = await inbox(bob);
     const pinging = await inbox(bob);
+    const heartbeat = await inbox(bob);
     await w.waitFor(presenceOf(bob, "online"));
     expect(await alarmAt(bob)).not.toBeNull();
 
@@ -107,10 +115,17 @@ describe("Inbox object", () => {
     // The exact ping frame is answered by the runtime, which records when; the object is not involved.
     pinging.send(PING_FRAME);
     await pinging.waitFor((m) => m.type === "pong");
+    // A presence frame is a heartbeat too.
+    heartbeat.send({ type: "presence", id: "hb" });
+    await heartbeat.waitFor((m) => m.type === "ack" && m.id === "hb");
+    let heartbeatClosed = false;
+    heartbeat.ws.addEventListener("close", () => (heartbeatClosed = true));
     const silentClosed = closed(silent);
     expect(await runDurableObjectAlarm(inboxStub(env, bob))).toBe(true);
     expect(await silentClosed).toMatchObject({ code: 1001, reason: "heartbeat timeout" });
     await roundTrip(pinging);
+    await roundTrip(heartbeat);
+    expect(heartbeatClosed).toBe(false);
     expect((await (await api(watcher, `/api/presence?userIds=${bob}`)).json()) as unknown).toMatchObject({
       presence: [{ status: "online" }],
     });
@@ -136,6 +151,7 @@ describe("Inbox object", () => {
     // No sockets, no alarm: an idle inbox stays asleep.
     expect(await alarmAt(carol)).toBeNull();
     pinging.close();
+    heartbeat.close();
     w.close();
   });
 

@@ -5,7 +5,7 @@ import { conversationIdFor } from "../../src/objects/conversation";
 import type { ConversationSummary } from "../../src/objects/inbox";
 import { inboxStub } from "../../src/objects/stubs";
 import type { DmMessage } from "../../src/protocol";
-import { api, BASE } from "../helpers";
+import { api, BASE, connectWs } from "../helpers";
 import { SELF } from "cloudflare:test";
 import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
 
@@ -289,5 +289,60 @@ describe("direct messages", () => {
       config.PUSH_WEBHOOK_URL = "";
       config.PUSH_WEBHOOK_SECRET = undefined;
     }
+  });
+
+  it("attaches the sender's uploaded media to a DM, once, and refuses someone else's", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const insert = (id: string, owner: string) =>
+      env.DB.prepare(
+        "INSERT INTO media (id, owner_id, content_type, size, sha256, r2_key, created_at) VALUES (?, ?, 'image/png', 68, 'x', ?, ?)",
+      )
+        .bind(id, owner, `media/${id}`, Date.now())
+        .run();
+    const mine = `m-${crypto.randomUUID()}`;
+    const theirs = `m-${crypto.randomUUID()}`;
+    await insert(mine, alice);
+    await insert(theirs, bob);
+    const a = await inbox(alice);
+    const b = await inbox(bob);
+    a.send({ type: "send_dm", id: "m1", to: bob, clientMsgId: "with-media", mediaIds: [mine] });
+    const ack = await a.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === "m1");
+    const sent = ackedMessage(ack);
+    expect(sent.media).toEqual([{ id: mine, url: `/api/chat/media/${mine}`, contentType: "image/png", size: 68 }]);
+    expect(sent.text).toBeUndefined();
+    expect(await b.waitFor((m) => m.type === "dm")).toMatchObject({ message: { media: sent.media } });
+    expect(await b.waitFor((m) => m.type === "notification")).toMatchObject({ preview: "[1 attachment]" });
+    const row = await env.DB.prepare("SELECT bound_kind, bound_id, bound_peer FROM media WHERE id = ?").bind(mine).first();
+    expect(row).toEqual({ bound_kind: "dm", bound_id: sent.conversationId, bound_peer: bob });
+
+    // A retry of the same send is fine; reusing the media in another message is not.
+    a.send({ type: "send_dm", id: "m2", to: bob, clientMsgId: "with-media", mediaIds: [mine] });
+    expect(await a.waitFor((m) => m.type === "ack" && m.id === "m2")).toMatchObject({ duplicate: true });
+    const carol = uid("carol");
+    await provision(carol);
+    a.send({ type: "send_dm", id: "m3", to: carol, clientMsgId: "reuse", mediaIds: [mine] });
+    expect(await a.waitFor((m) => m.type === "error" && m.id === "m3")).toMatchObject({ code: "forbidden" });
+    a.send({ type: "send_dm", id: "m4", to: bob, clientMsgId: "steal", mediaIds: [theirs] });
+    expect(await a.waitFor((m) => m.type === "error" && m.id === "m4")).toMatchObject({ code: "not_found" });
+    await roundTrip(b);
+    expect(b.frames.filter((m) => m.type === "dm")).toHaveLength(1);
+    a.close();
+    b.close();
+  });
+
+  it("records the connecting user's coarse location without holding the upgrade", async () => {
+    const alice = uid("alice");
+    const s = await connectWs(alice, "/api/chat/ws?lat=48.8566&lon=2.3522");
+    await vi.waitFor(
+      async () => {
+        const row = await env.DB.prepare("SELECT lat, lon FROM user_locations WHERE user_id = ?").bind(alice).first<{ lat: number; lon: number }>();
+        expect(row).not.toBeNull();
+        expect(Math.abs(row!.lat - 48.8566)).toBeLessThan(0.02);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    s.close();
   });
 });

@@ -125,12 +125,16 @@ describe("presence", () => {
     config.PRESENCE_SUBSCRIBE_LIMIT = "3";
     const watcher = uid("watcher");
     const [u1, u2, u3, u4] = [uid("u1"), uid("u2"), uid("u3"), uid("u4")];
+    const ghost = uid("ghost");
+    await provision(u1, u2, u3, u4);
     const s1 = await inbox(u1);
     const w = await inbox(watcher);
-    expect(await subscribe(w, [u1, u2, watcher])).toMatchObject({ type: "ack" });
+    // Oneself is skipped; an unknown id reads as offline and is not stored (it does not count).
+    expect(await subscribe(w, [u1, u2, watcher, ghost])).toMatchObject({ type: "ack" });
     expect(w.frames.filter((m) => m.type === "presence").map((m) => m.type === "presence" && [m.userId, m.status])).toEqual([
       [u1, "online"],
       [u2, "offline"],
+      [ghost, "offline"],
     ]);
     // Over the limit: refused whole, nothing added.
     expect(await subscribe(w, [u3, u4])).toMatchObject({ type: "error", code: "bad_request", message: expect.stringMatching(/limit of 3/) });

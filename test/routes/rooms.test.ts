@@ -248,6 +248,16 @@ describe("GET /api/chat/rooms/:roomId/ws before the upgrade", () => {
   });
 });
 
+describe("OpenAPI", () => {
+  it("documents the room routes", async () => {
+    const doc = (await (await SELF.fetch(`${BASE}/api/openapi.json`)).json()) as { paths: Record<string, Record<string, unknown>> };
+    expect(Object.keys(doc.paths["/api/chat/rooms"]).sort()).toEqual(["get", "post"]);
+    expect(doc.paths["/api/chat/rooms/categories"].get).toBeDefined();
+    expect(doc.paths["/api/chat/rooms/{roomId}"].get).toBeDefined();
+    expect(doc.paths["/api/chat/rooms/{roomId}/messages"].get).toBeDefined();
+  });
+});
+
 describe("slugify", () => {
   it("makes lowercase ASCII slugs", () => {
     expect(slugify("Hello, World")).toBe("hello-world");

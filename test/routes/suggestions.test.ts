@@ -95,6 +95,12 @@ describe("GET /api/chat/rooms/suggestions: input", () => {
     expect((await api(null, `${PATH}?lat=1&lon=1`)).status).toBe(401);
   });
 
+  it("reports the D1 steps it ran in Server-Timing", async () => {
+    const res = await api("sg-timing", `${PATH}?lat=1&lon=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Server-Timing")).toMatch(/^store;dur=[\d.]+, count;dur=[\d.]+/);
+  });
+
   it("says so when no location is known", async () => {
     const body = await suggestionsFor("sg-nowhere");
     expect(body.status).toBe("no_location");
@@ -256,7 +262,7 @@ describe("suggestion notifications", () => {
     }
   });
 
-  it("are not sent below the threshold, nor claimed when no socket is open", async () => {
+  it("are not sent below the threshold, nor claimed by a recording no socket saw", async () => {
     await seedUsers("sg-q", LYON, 21);
     // No inbox socket: nothing is delivered, so the day's claim is released for a later connection.
     const s = await suggestionsAt(env, "sg-offline", LYON);
@@ -264,6 +270,10 @@ describe("suggestion notifications", () => {
     expect(await notifySuggestion(env, "sg-offline", LYON, s)).toBe(false);
     const claims = await env.DB.prepare("SELECT count(*) AS n FROM suggestion_notices WHERE user_id = 'sg-offline'").first<{ n: number }>();
     expect(claims?.n).toBe(0);
+    // A REST caller reads the suggestion in the answer: the claim is kept, socket or not.
+    await suggestionsFor("sg-offline", LYON);
+    const kept = await env.DB.prepare("SELECT count(*) AS n FROM suggestion_notices WHERE user_id = 'sg-offline'").first<{ n: number }>();
+    expect(kept?.n).toBe(1);
     const below = await suggestionsAt(env, "sg-offline", { lat: 0, lon: 0 });
     expect(below.status).toBe("below_threshold");
     expect(await notifySuggestion(env, "sg-offline", { lat: 0, lon: 0 }, below)).toBe(false);

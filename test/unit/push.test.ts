@@ -37,7 +37,7 @@ async function runBatch(bodies: unknown[], attempts = 1) {
     };
   }
   const ctx = createExecutionContext();
-  await worker.queue(batch, env, ctx);
+  await worker.queue(batch, env);
   return { ...(await getQueueResult(batch, ctx)), delays };
 }
 
