@@ -274,6 +274,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     try {
+      this.ensureSchema();
       const conn = this.connOf(ws);
       this.log("socket error", error, conn?.session.connId);
       if (conn) this.depart(conn);

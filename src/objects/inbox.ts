@@ -910,8 +910,10 @@ export class Inbox extends DurableObject<Env> {
 
   /** Records a watched user's status and shows it on the user's sockets. */
   private notePeerStatus(userId: string, view: StatusView): void {
-    this.cacheStatus(userId, view);
+    // Frames first: sends issued after a write wait (output gate) until the write is durable, and a
+    // status is not worth that wait; the stored copy only seeds later snapshots.
     this.broadcast({ type: "presence", userId, status: view.status, lastSeen: view.lastSeen });
+    this.cacheStatus(userId, view);
   }
 
   /**
