@@ -154,7 +154,9 @@ export async function presenceScenario(target, cfg) {
       const t = nowMicros();
       const seen = propagation(want, t);
       me.send(JSON.stringify({ type: "presence", status: want }));
-      changeMissed += record(change, await seen);
+      const lat = await seen;
+      changeMissed += record(change, lat);
+      if (j === 2 && changeMissed === 3 * subs.length) throw new Error("no subscriber saw any of the first 3 status changes within 5 s");
       await sleep(50);
     }
 

@@ -108,8 +108,8 @@ export class ChatRoom extends DurableObject<Env> {
     this.abuseLimit = numVar(env.RATE_ABUSE_LIMIT, 50);
     this.presenceTimeoutMs = numVar(env.PRESENCE_TIMEOUT_MS, 45_000);
     for (const ws of ctx.getWebSockets()) {
-      // A socket the server already closed (abuse, heartbeat) has departed; only open ones are rebuilt.
-      if (ws.readyState !== WebSocket.OPEN) continue;
+      // Closing sockets are rebuilt too: a client's close may be what woke the object, and its
+      // departure still has to be announced. Sockets the server closed carry `joined: false`.
       const session = getSession<RoomSession>(ws);
       if (session) this.conns.set(session.connId, { ws, session });
     }
@@ -259,6 +259,8 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
     try {
+      // The close may be what woke the object: load the room id before announcing the leave.
+      this.ensureSchema();
       const conn = this.connOf(ws);
       if (conn) this.depart(conn);
       // Complete the closing handshake; reserved codes (1005, 1006) must not be sent back.
@@ -296,7 +298,7 @@ export class ChatRoom extends DurableObject<Env> {
       const items = [...this.conns.values()].map((conn) => ({
         session: conn.session,
         conn,
-        autoResponseAt: this.ctx.getWebSocketAutoResponseTimestamp(conn.ws)?.getTime() ?? null,
+        autoResponseAt: this.autoResponseAt(conn.ws),
       }));
       const { expired, nextAt } = sweep(items, now, this.presenceTimeoutMs);
       for (const s of expired) {
@@ -309,6 +311,15 @@ export class ChatRoom extends DurableObject<Env> {
       this.log("alarm failed", err);
       // Try again later rather than lose the sweep or the stats.
       this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
+    }
+  }
+
+  /** When the runtime last answered this socket's ping (null if never, or if the socket is gone). */
+  private autoResponseAt(ws: WebSocket): number | null {
+    try {
+      return this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
+    } catch {
+      return null;
     }
   }
 
@@ -486,11 +497,11 @@ export class ChatRoom extends DurableObject<Env> {
   private closeAndDepart(conn: Conn, code: number, reason: string): void {
     this.depart(conn);
     try {
-      // Also in the attachment, in case the object is rebuilt before the close completes.
+      // Also in the attachment: the close event that follows (maybe after a rebuild) must not announce again.
       conn.session.joined = false;
       setSession(conn.ws, conn.session);
-    } catch {
-      // The attachment cannot change once closed; the readyState check covers that case.
+    } catch (err) {
+      this.log("could not mark a closing socket", err, conn.session.connId);
     }
     try {
       conn.ws.close(code, reason);
@@ -521,8 +532,8 @@ export class ChatRoom extends DurableObject<Env> {
 
   /**
    * The cached connection of a socket, re-read from its attachment when the cache missed it. A socket
-   * that is no longer open and not cached has already departed (the server closed it): null, so its
-   * close event cannot announce a second leave.
+   * the server closed has already departed and has `joined: false` in its attachment, so its close
+   * event cannot announce a second leave.
    */
   private connOf(ws: WebSocket): Conn | null {
     const session = getSession<RoomSession>(ws);
@@ -532,7 +543,6 @@ export class ChatRoom extends DurableObject<Env> {
       cached.ws = ws;
       return cached;
     }
-    if (ws.readyState !== WebSocket.OPEN) return null;
     const conn = { ws, session };
     this.conns.set(session.connId, conn);
     return conn;

@@ -118,6 +118,12 @@ class FrameError extends Error {
   }
 }
 
+/** Reads a conversation-list cursor (`<lastAt>.<id>`); null when absent or malformed. */
+export function parseListCursor(cursor: string | undefined): { lastAt: number; id: string } | null {
+  const m = cursor === undefined ? null : /^(\d{1,16})\.(dm_[0-9a-f]{32})$/.exec(cursor);
+  return m ? { lastAt: Number(m[1]), id: m[2] } : null;
+}
+
 function rowToMessage(r: MessageRow): DmMessage {
   const m: DmMessage = {
     id: r.id,
@@ -231,8 +237,13 @@ export class Inbox extends DurableObject<Env> {
       this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
     }
     this.setConnected(true);
-    await this.ensureAlarm(now);
-    this.sendWatchedSnapshot(server);
+    try {
+      await this.ensureAlarm(now);
+      this.sendWatchedSnapshot(server);
+    } catch (err) {
+      // The socket is accepted either way; a missing sweep is re-armed by the next connection.
+      this.log("connect", err, getSession<InboxSession>(server)?.connId);
+    }
     // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
     void this.publishStatus().catch((err) => this.log("publish on connect", err));
     const headers = new Headers();
@@ -712,13 +723,34 @@ export class Inbox extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ RPC from the Worker (REST)
 
-  /** The user's conversations, newest first. */
-  async listConversations(owner: string, limit: number): Promise<ConversationSummary[]> {
+  /**
+   * The user's conversations, most recent first, a page at a time. `cursor` is the `nextCursor` of the
+   * previous page (`<lastAt>.<id>`): the position is by time, then id, so equal times never skip a row.
+   */
+  async listConversations(
+    owner: string,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ conversations: ConversationSummary[]; nextCursor: string | null }> {
     this.setOwner(owner);
-    const rows = this.sql
-      .exec<ConversationRow>("SELECT * FROM conversations ORDER BY last_at DESC, id ASC LIMIT ?", limit)
-      .toArray();
-    return rows.map((r) => this.summary(r));
+    const after = parseListCursor(cursor);
+    const rows = after
+      ? this.sql
+          .exec<ConversationRow>(
+            "SELECT * FROM conversations WHERE last_at < ? OR (last_at = ? AND id > ?) ORDER BY last_at DESC, id ASC LIMIT ?",
+            after.lastAt,
+            after.lastAt,
+            after.id,
+            limit + 1,
+          )
+          .toArray()
+      : this.sql.exec<ConversationRow>("SELECT * FROM conversations ORDER BY last_at DESC, id ASC LIMIT ?", limit + 1).toArray();
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      conversations: page.map((r) => this.summary(r)),
+      nextCursor: rows.length > limit && last ? `${last.last_at}.${last.id}` : null,
+    };
   }
 
   /** Creates (or returns) the conversation with `peerId`. Refused when either side blocks the other. */
@@ -792,16 +824,18 @@ export class Inbox extends DurableObject<Env> {
       .map((r) => ({ userId: r.user_id, createdAt: r.created_at }));
   }
 
-  /** Blocks `userId`: hides each one's status from the other at once. Returns false if already blocked. */
-  async block(owner: string, userId: string): Promise<boolean> {
+  /** Blocks `userId`: hides each one's status from the other at once. `created` is false if already blocked. */
+  async block(owner: string, userId: string): Promise<{ created: boolean; userId: string; createdAt: number }> {
     this.setOwner(owner);
-    if (this.isBlocking(userId)) return false;
-    this.sql.exec("INSERT INTO blocks (user_id, created_at) VALUES (?, ?)", userId, Date.now());
+    const existing = this.sql
+      .exec<{ created_at: number }>("SELECT created_at FROM blocks WHERE user_id = ?", userId)
+      .toArray()[0];
+    if (existing) return { created: false, userId, createdAt: existing.created_at };
+    const now = Date.now();
+    this.sql.exec("INSERT INTO blocks (user_id, created_at) VALUES (?, ?)", userId, now);
     if (this.isSubscribedTo(userId)) this.notePeerStatus(userId, HIDDEN);
-    if (this.hasSubscriber(userId)) {
-      await this.tell(userId, HIDDEN);
-    }
-    return true;
+    if (this.hasSubscriber(userId)) await this.tell(userId, HIDDEN);
+    return { created: true, userId, createdAt: now };
   }
 
   /** Unblocks `userId` and shows each one's current status to the other again. Returns false if not blocked. */

@@ -45,9 +45,7 @@ export const blocks = createRouter()
       const { userId } = c.req.valid("json");
       if (userId === user.id) throw new ApiError({ code: "bad_request", message: "userId: you cannot block yourself" });
       if (!(await findUser(c.env, userId))) throw new ApiError({ code: "not_found", message: `user ${userId} not found` });
-      const inbox = inboxStub(c.env, user.id);
-      const created = await inbox.block(user.id, userId);
-      const entry = (await inbox.listBlocks(user.id)).find((b) => b.userId === userId) ?? { userId, createdAt: Date.now() };
+      const { created, ...entry } = await inboxStub(c.env, user.id).block(user.id, userId);
       return created ? c.json(entry, 201) : c.json(entry, 200);
     },
   )

@@ -73,21 +73,30 @@ dms.openapi(
     summary: "The caller's conversations, most recent first, with peer, last message and unread count",
     security: bearerSecurity,
     request: {
-      query: z.object({ limit: z.coerce.number().int().min(1).max(200).default(50) }),
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+        cursor: z
+          .string()
+          .regex(/^\d{1,16}\.dm_[0-9a-f]{32}$/, "must be the nextCursor of a previous page")
+          .optional(),
+      }),
     },
     responses: {
       200: {
-        description: "Conversations",
-        content: { "application/json": { schema: z.object({ conversations: z.array(ConversationSchema) }) } },
+        description: "Conversations; `nextCursor` continues the list, null at the end",
+        content: {
+          "application/json": {
+            schema: z.object({ conversations: z.array(ConversationSchema), nextCursor: z.string().nullable() }),
+          },
+        },
       },
       ...errorResponses(400, 401),
     },
   }),
   async (c) => {
     const user = c.get("user");
-    const { limit } = c.req.valid("query");
-    const conversations = await inboxStub(c.env, user.id).listConversations(user.id, limit);
-    return c.json({ conversations }, 200);
+    const { limit, cursor } = c.req.valid("query");
+    return c.json(await inboxStub(c.env, user.id).listConversations(user.id, limit, cursor), 200);
   },
 );
 

@@ -185,6 +185,21 @@ describe("direct messages", () => {
     expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([bob, carol]);
     await sendDm(a, carol, "carol again");
     expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([carol, bob]);
+
+    // Paged with a cursor.
+    const dave = uid("dave");
+    await provision(dave);
+    await sendDm(a, dave, "to dave");
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await api(alice, `/api/chat/dms?limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      const body = (await res.json()) as { conversations: ConversationSummary[]; nextCursor: string | null };
+      seen.push(...body.conversations.map((c) => c.peer.id));
+      cursor = body.nextCursor;
+    } while (cursor);
+    expect(seen).toEqual([dave, carol, bob]);
+    expect((await api(alice, "/api/chat/dms?cursor=nope")).status).toBe(400);
     a.close();
   });
 
