@@ -360,4 +360,35 @@ describe("direct messages", () => {
     );
     s.close();
   });
+
+  it("translates read receipts into the reader's peer's own numbering", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    // Bob's inbox holds a message Alice's does not (a half-failed send never retried), so the two
+    // copies of the conversation are numbered differently from then on.
+    const conversationId = await conversationIdFor(alice, bob);
+    await inboxStub(env, bob).receiveDm({
+      id: "orphan",
+      conversationId,
+      from: alice,
+      fromName: alice,
+      to: bob,
+      clientMsgId: "never-retried",
+      text: "orphan",
+      createdAt: Date.now(),
+      senderSubscribes: false,
+      senderView: null,
+    });
+    const a = await inbox(alice);
+    const b = await inbox(bob);
+    const mine = ackedMessage(await sendDm(a, bob, "numbered differently"));
+    expect(mine.seq).toBe(1);
+    const theirs = await b.waitFor((m) => m.type === "dm" && m.message.id === mine.id);
+    expect(theirs).toMatchObject({ message: { seq: 2 } });
+    b.send({ type: "mark_read", id: "r", conversationId, seq: 2 });
+    expect(await a.waitFor((m) => m.type === "read")).toMatchObject({ userId: bob, seq: 1 });
+    a.close();
+    b.close();
+  });
 });
