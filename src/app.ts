@@ -58,7 +58,7 @@ export function createApp() {
       title: "edge-chat",
       version: "0.1.0",
       description:
-        "Real-time chat on Cloudflare Workers and Durable Objects. WebSocket endpoints are described in docs/protocol.md.",
+        "Real-time chat on Cloudflare Workers and Durable Objects. The WebSocket protocol (room socket /api/chat/rooms/{roomId}/ws, inbox socket /api/chat/ws) is described in docs/protocol.md.",
     },
     security: [{ bearerAuth: [] }],
   });

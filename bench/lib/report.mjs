@@ -39,7 +39,7 @@ export function machineInfo() {
 const fmt = (v, digits = 1) => (v === null || v === undefined ? "–" : typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(digits)) : String(v));
 const ratio = (a, b) => (a === null || a === undefined || !b ? null : a / b);
 /** Errors in a cell are cut short; the JSON has them whole. */
-const short = (v) => (String(v).length > 70 ? `${String(v).slice(0, 67)}…` : v);
+const short = (v, max = 70) => (String(v).length > max ? `${String(v).slice(0, max - 3)}…` : v);
 const lat = (l) => (l && l.count ? `${fmt(l.p50)} / ${fmt(l.p95)} / ${fmt(l.p99)} / ${fmt(l.max)}` : "–");
 
 /** Checks of issue 8's targets; each with the measured value, the target, and pass or the shortfall. */
@@ -141,7 +141,7 @@ export function tableRows(results) {
     fmt(ratio(mem("ours"), mem("sio1")), 2) + "×",
   ]);
   const o = t.ours ?? {};
-  const only = (name, v) => rows.push([name, short(v ?? "–"), "", "", "", "", ""]);
+  const only = (name, v, max = 70) => rows.push([name, short(v ?? "–", max), "", "", "", "", ""]);
   if (o.dm) only(`DM under room load: p50/p95/p99/max ms`, o.dm.latencyMs ? `${lat(o.dm.latencyMs)}${o.dm.lost ? ` (lost ${o.dm.lost})` : ""}` : o.dm.error);
   if (o.presence) {
     if (o.presence.error) only("presence", o.presence.error);
@@ -157,7 +157,7 @@ export function tableRows(results) {
       o.history.latencyMs ? `${lat(o.history.latencyMs)}${o.history.failures ? ` (${o.history.failures} failed)` : ""}` : o.history.error,
     );
   }
-  if (results.suggestions) only("room suggestions (bench/suggestions.mjs)", results.suggestions.summary ?? results.suggestions.error ?? "see JSON");
+  if (results.suggestions) only("room suggestions (bench/suggestions.mjs)", results.suggestions.summary ?? results.suggestions.error ?? "see JSON", 400);
   return rows;
 }
 
