@@ -1,6 +1,7 @@
-/** Worker entry: the HTTP app, the scheduled self-check, the push queue consumer, and the Durable Object classes. */
+/** Worker entry: the HTTP app, the scheduled self-check and media sweep, the push queue consumer, and the Durable Object classes. */
 import { createApp } from "./app";
 import { runSelfCheck } from "./health";
+import { sweepUnattachedMedia } from "./media/store";
 import { handlePushBatch } from "./push";
 
 export { ChatRoom } from "./objects/chat-room";
@@ -12,6 +13,7 @@ export default {
   fetch: app.fetch,
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(runSelfCheck(env));
+    ctx.waitUntil(sweepUnattachedMedia(env).catch((err) => console.error("media sweep failed", err)));
   },
   async queue(batch, env) {
     await handlePushBatch(batch, env);

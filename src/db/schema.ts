@@ -58,7 +58,11 @@ export const media = sqliteTable(
     /** For DMs: the recipient, who may read it besides the owner. */
     boundPeer: text("bound_peer"),
   },
-  (t) => [index("media_owner_idx").on(t.ownerId, t.createdAt)],
+  (t) => [
+    index("media_owner_idx").on(t.ownerId, t.createdAt),
+    // The scheduled sweep finds unattached uploads by age without scanning attached media.
+    index("media_unattached_idx").on(t.boundKind, t.createdAt),
+  ],
 );
 
 /** A user's last known coarse location (rounded to about 1 km), for room suggestions. */

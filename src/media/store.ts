@@ -164,3 +164,35 @@ export async function deleteMedia(env: Env, ownerId: string, id: string): Promis
   }
   return "deleted";
 }
+
+/** Unattached uploads older than this are removed by the scheduled sweep. */
+export const UNATTACHED_TTL_MS = 24 * 3_600_000;
+/** Most uploads one sweep removes, so a run stays within its subrequest budget. */
+const SWEEP_BATCH = 100;
+
+/**
+ * Removes uploads that were never attached to a message within UNATTACHED_TTL_MS: the row first, only
+ * while still unattached (a concurrent `claimMedia` wins), then the bytes. Run by the cron trigger.
+ * Returns how many were removed.
+ */
+export async function sweepUnattachedMedia(env: Env, now = Date.now()): Promise<number> {
+  const stale = await db(env)
+    .select({ id: media.id, r2Key: media.r2Key })
+    .from(media)
+    .where(and(isNull(media.boundKind), sql`${media.createdAt} < ${now - UNATTACHED_TTL_MS}`))
+    .limit(SWEEP_BATCH);
+  let removed = 0;
+  for (const row of stale) {
+    const res = await db(env)
+      .delete(media)
+      .where(and(eq(media.id, row.id), isNull(media.boundKind)));
+    if (res.meta.changes !== 1) continue;
+    removed++;
+    try {
+      await env.MEDIA.delete(row.r2Key);
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", msg: "media sweep: R2 delete failed", mediaId: row.id, r2Key: row.r2Key, error: String(err) }));
+    }
+  }
+  return removed;
+}

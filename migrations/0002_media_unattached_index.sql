@@ -1,0 +1,1 @@
+CREATE INDEX `media_unattached_idx` ON `media` (`bound_kind`,`created_at`);
