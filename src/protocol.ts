@@ -13,6 +13,13 @@ export const FRAME_MAX_BYTES = 16 * 1024;
 export const MEDIA_PER_MESSAGE_MAX = 10;
 /** Most messages in `room_state.messages` and one history page. */
 export const PAGE_MAX = 100;
+/**
+ * Most user ids per `subscribe_presence` / `unsubscribe_presence` frame: D1 binds at most 100
+ * parameters per query, and each id costs an RPC. The subscription total is a separate, larger limit.
+ */
+export const PRESENCE_IDS_PER_FRAME_MAX = 100;
+/** Most conversations in one `sync` frame's `since`. */
+export const SYNC_CONVERSATIONS_MAX = 100;
 
 /** Close codes the server uses; never the reserved 1005, 1006, 1015. */
 export const CLOSE = {
@@ -121,10 +128,16 @@ export const ClientMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("typing"), id: RequestId, on: z.boolean(), conversationId: z.string().max(128).optional() }),
   z.object({ type: z.literal("mark_read"), id: RequestId, conversationId: z.string().min(1).max(128), seq: Seq }),
   z.object({ type: z.literal("presence"), id: RequestId, status: SettableStatus.optional() }),
-  z.object({ type: z.literal("subscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(1000) }),
-  z.object({ type: z.literal("unsubscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(1000) }),
+  z.object({ type: z.literal("subscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(PRESENCE_IDS_PER_FRAME_MAX) }),
+  z.object({ type: z.literal("unsubscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(PRESENCE_IDS_PER_FRAME_MAX) }),
   /** Inbox resume: replay DMs after `since` per conversation (conversationId → last seq seen). */
-  z.object({ type: z.literal("sync"), id: RequestId, since: z.record(z.string().max(128), Seq) }),
+  z.object({
+    type: z.literal("sync"),
+    id: RequestId,
+    since: z
+      .record(z.string().max(128), Seq)
+      .refine((since) => Object.keys(since).length <= SYNC_CONVERSATIONS_MAX, `at most ${SYNC_CONVERSATIONS_MAX} conversations per sync`),
+  }),
   z.object({ type: z.literal("ping"), id: RequestId }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
@@ -141,6 +154,10 @@ const ServerFrame = z.discriminatedUnion("type", [
     present: z.array(PresentUser),
     messages: z.array(RoomMessage),
     lastSeq: z.number().int(),
+    /** Set when a `since` replay stopped at its bound: messages after `nextSince` are still missing. */
+    replayTruncated: z.literal(true).optional(),
+    /** With `replayTruncated`: the last seq replayed; pass it as the next `join_room` `since`. */
+    nextSince: z.number().int().optional(),
   }),
   z.object({ type: z.literal("message"), message: RoomMessage }),
   z.object({
@@ -175,6 +192,8 @@ const ServerFrame = z.discriminatedUnion("type", [
     id: RequestId,
     message: z.union([RoomMessage, DmMessage]).optional(),
     duplicate: z.boolean().optional(),
+    /** On a `sync` ack: the replay stopped at its row budget; sync again from the new positions. */
+    more: z.literal(true).optional(),
   }),
   z.object({
     type: z.literal("error"),

@@ -3,10 +3,10 @@
 // (its own `wrangler dev -c bench/bare/wrangler.toml`), and the socket.io peer in one process or in
 // two processes joined by @socket.io/redis-adapter on a private `redis-server`.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ROOT, prepareLocalDb, startDev } from "../../scripts/lib/wrangler.mjs";
+import { ROOT, prepareLocalDb, wranglerSync } from "../../scripts/lib/wrangler.mjs";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openSocket } from "./clients.mjs";
 import { PING_FRAME } from "../../src/protocol.ts";
@@ -90,9 +90,35 @@ export const TARGETS = {
   ours: {
     label: "edge-chat (ours)",
     async start() {
-      const persistTo = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-"));
+      // A snapshot of the code, not `wrangler dev src/index.ts`: wrangler dev reloads on every source
+      // change, dropping every socket, and the tree is edited while benchmarks run. So: bundle now
+      // (as `npm run build` does), run that bundle with no_bundle, state fresh, migrated and seeded.
+      const work = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-"));
+      const persistTo = path.join(work, "state");
       prepareLocalDb({ persistTo, quiet: true });
-      const dev = await startDev({ port: PORTS.ours, persistTo, vars: BENCH_VARS });
+      wranglerSync(["deploy", "--dry-run", "--outdir", path.join(work, "build")], { quiet: true });
+      const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
+        .replace(/^main = .*$/m, 'main = "build/index.js"\nno_bundle = true')
+        .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`);
+      writeFileSync(path.join(work, "wrangler.toml"), toml);
+      const port = PORTS.ours;
+      const url = `http://127.0.0.1:${port}`;
+      const vars = Object.entries(BENCH_VARS).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+      const p = spawnGroup(
+        WRANGLER,
+        ["dev", "-c", path.join(work, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", ...vars],
+        { readyLine: healthy(url) },
+      );
+      try {
+        await p.ready;
+      } catch (e) {
+        rmSync(work, { recursive: true, force: true });
+        throw e;
+      }
+      const dev = { url, pid: p.pid, output: p.output, stop: async () => {
+        await p.stop();
+        rmSync(work, { recursive: true, force: true });
+      } };
       const ws = dev.url.replace(/^http/, "ws");
       return {
         url: dev.url,
@@ -111,10 +137,7 @@ export const TARGETS = {
           if (!raw.includes('"type":"room_state"')) throw new Error(`join_room failed: ${raw.slice(0, 300)}`);
           return c;
         },
-        async stop() {
-          await dev.stop();
-          rmSync(persistTo, { recursive: true, force: true });
-        },
+        stop: dev.stop,
       };
     },
   },

@@ -32,9 +32,17 @@ export async function findUser(env: Env, id: string): Promise<{ id: string; name
   return row ?? null;
 }
 
-/** The users among `ids` that exist, by id. */
+/** D1 binds at most 100 parameters per query; an `IN (...)` list is chunked below that. */
+export const D1_PARAMS_MAX = 100;
+
+/** The users among `ids` that exist, by id. Any number of ids: queried in chunks of `D1_PARAMS_MAX`. */
 export async function findUsers(env: Env, ids: readonly string[]): Promise<Map<string, { id: string; name: string }>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db(env).select({ id: users.id, name: users.name }).from(users).where(inArray(users.id, [...ids]));
-  return new Map(rows.map((r) => [r.id, r]));
+  const unique = [...new Set(ids)];
+  const found = new Map<string, { id: string; name: string }>();
+  for (let i = 0; i < unique.length; i += D1_PARAMS_MAX) {
+    const chunk = unique.slice(i, i + D1_PARAMS_MAX);
+    const rows = await db(env).select({ id: users.id, name: users.name }).from(users).where(inArray(users.id, chunk));
+    for (const r of rows) found.set(r.id, r);
+  }
+  return found;
 }

@@ -4,8 +4,8 @@
  * It owns the room's hibernatable WebSockets, who is present, the message log in its own SQLite
  * storage (authoritative; REST history is the `history` RPC), the per-room sequence numbers, the
  * per-connection token buckets and the join/leave system frames. The hot path (frame in → validate
- * → store here → ack → fan out) touches neither D1 nor any other network hop, except the media claim
- * when a message carries `mediaIds`.
+ * → store here → fan out, the sender's ack in its message's place) touches neither D1 nor any other
+ * network hop, except the media claim when a message carries `mediaIds`.
  *
  * Survives hibernation and eviction: socket state is in each socket's attachment, the log and the
  * room id are in storage; the in-memory maps are caches rebuilt from `ctx.getWebSockets()`.
@@ -50,6 +50,12 @@ export const ROOM_HEADERS = {
 export const ROOM_STATE_RECENT = 50;
 /** Messages per `batch` frame while replaying after `since`. */
 export const REPLAY_CHUNK = PAGE_MAX;
+/**
+ * Most messages one `join_room { since }` replays (10 pages). A join is one synchronous step of the
+ * object, so an unbounded replay would hold the object and its memory for as long as the log is;
+ * past the bound `room_state` says `replayTruncated` and the client continues from `nextSince`.
+ */
+export const REPLAY_MAX = 10 * REPLAY_CHUNK;
 /** Open sockets one user may hold in one room (tabs, devices). */
 export const SOCKETS_PER_USER_MAX = 32;
 /** Debounce of the room's stats (online count, message count, last message time) written to D1. */
@@ -96,6 +102,8 @@ export class ChatRoom extends DurableObject<Env> {
   private lastMessageAt: number | null = null;
   /** When the pending D1 stats write is due; null when nothing changed since the last one. */
   private statsDueAt: number | null = null;
+  /** Bumped by every change the D1 stats reflect, so a write knows whether something changed while it awaited D1. */
+  private statsGen = 0;
   private schemaReady = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
@@ -361,9 +369,11 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   /**
-   * Marks the socket joined and sends `room_state`, then, with `since`, every message after it in
-   * seq order. Reading the log and becoming a fan-out target happen in one synchronous step, so no
-   * live message can fall between the replay and the live stream, nor arrive twice.
+   * Marks the socket joined and sends `room_state`, then, with `since`, the messages after it in seq
+   * order, at most REPLAY_MAX of them. Reading the log and becoming a fan-out target happen in one
+   * synchronous step, so no live message can fall between the replay and the live stream, nor arrive
+   * twice. A truncated replay says so in `room_state`; the socket is live from then on, and a later
+   * `join_room { since }` on it replays only what precedes its live stream (`liveFrom`).
    */
   private join(conn: Conn, since: number | undefined): void {
     const { ws, session: s } = conn;
@@ -373,8 +383,13 @@ export class ChatRoom extends DurableObject<Env> {
     const announce = !wasJoined && !hasOtherJoined(this.sessions(), s.userId, s.connId);
     if (!wasJoined) {
       s.joined = true;
+      s.liveFrom = this.lastSeq;
       setSession(ws, s);
     }
+    // Everything after `liveFrom` reached this socket live: replaying it would duplicate it.
+    const head = Math.min(this.lastSeq, s.liveFrom ?? this.lastSeq);
+    const upTo = since === undefined ? head : Math.min(head, since + REPLAY_MAX);
+    const truncated = since !== undefined && upTo < head;
     const recent =
       since === undefined
         ? this.ctx.storage.sql
@@ -389,12 +404,13 @@ export class ChatRoom extends DurableObject<Env> {
       present: presentUsers(this.sessions()),
       messages: recent,
       lastSeq: this.lastSeq,
+      ...(truncated ? { replayTruncated: true as const, nextSince: upTo } : {}),
     });
-    if (since !== undefined && since < this.lastSeq) {
-      const pages = this.replay(ws, since);
+    if (since !== undefined && since < upTo) {
+      const pages = this.replay(ws, since, upTo);
       // A long replay is work the client asked for: each page past the first costs a token, the
       // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
-      // while one resume after a long absence still goes through.
+      // while one resume (of up to REPLAY_MAX messages) always goes through.
       if (pages > 1) {
         s.bucket = { tokens: Math.max(-this.bucketCfg.burst, s.bucket.tokens - (pages - 1)), at: s.bucket.at };
         setSession(ws, s);
@@ -411,15 +427,15 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   /**
-   * Sends every message after `since` as `batch` frames of up to REPLAY_CHUNK messages, reading the
-   * log a page at a time. Returns the number of frames sent.
+   * Sends the messages with `since` < seq <= `upTo` as `batch` frames of up to REPLAY_CHUNK messages,
+   * reading the log a page at a time. Returns the number of frames sent.
    */
-  private replay(ws: WebSocket, since: number): number {
+  private replay(ws: WebSocket, since: number, upTo: number): number {
     let after = since;
     let pages = 0;
     for (;;) {
       const rows = this.ctx.storage.sql
-        .exec<MessageRow>("SELECT * FROM messages WHERE seq > ? ORDER BY seq ASC LIMIT ?", after, REPLAY_CHUNK)
+        .exec<MessageRow>("SELECT * FROM messages WHERE seq > ? AND seq <= ? ORDER BY seq ASC LIMIT ?", after, upTo, REPLAY_CHUNK)
         .toArray();
       if (rows.length === 0) return pages;
       const frames = rows.map((r) => ({ type: "message" as const, message: this.toMessage(r) }));
@@ -434,7 +450,11 @@ export class ChatRoom extends DurableObject<Env> {
   private leave(conn: Conn): void {
     const { ws, session: s } = conn;
     if (!s.joined) return;
+    // What was queued while the socket was a target (its own acks among it) goes out before it stops
+    // being one, and before the leave's own ack.
+    this.fanout.flush();
     s.joined = false;
+    delete s.liveFrom;
     setSession(ws, s);
     this.announceLeaveIfLast(s);
   }
@@ -443,7 +463,8 @@ export class ChatRoom extends DurableObject<Env> {
     const { ws, session: s } = conn;
     if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
     const first = this.findSent(s.userId, msg.clientMsgId);
-    if (first) return this.send(ws, { type: "ack", id: msg.id, message: first, duplicate: true });
+    // Through the fan-out queue: this ack carries a seq, so it must not overtake frames still queued for this socket.
+    if (first) return this.fanout.unicast(ws, { type: "ack", id: msg.id, message: first, duplicate: true });
     if (msg.replyTo !== undefined) {
       const target = this.ctx.storage.sql.exec("SELECT 1 FROM messages WHERE id = ?", msg.replyTo).toArray();
       if (target.length === 0) return this.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
@@ -455,7 +476,7 @@ export class ChatRoom extends DurableObject<Env> {
       media = claimed.media;
       // Other frames ran while the claim awaited D1: the same send may have been stored meanwhile.
       const raced = this.findSent(s.userId, msg.clientMsgId);
-      if (raced) return this.send(ws, { type: "ack", id: msg.id, message: raced, duplicate: true });
+      if (raced) return this.fanout.unicast(ws, { type: "ack", id: msg.id, message: raced, duplicate: true });
     }
     // From here to the publish nothing awaits, so seq order is storage order is delivery order.
     const message: RoomMessage = {
@@ -486,8 +507,10 @@ export class ChatRoom extends DurableObject<Env> {
     this.lastSeq = message.seq;
     this.lastMessageAt = message.createdAt;
     // The output gate holds these sends until the insert is durable: no ack for a lost message.
-    this.send(ws, { type: "ack", id: msg.id, message });
-    this.fanout.publish({ type: "message", message });
+    // The sender's ack (which carries the message) takes the message's place in the sender's stream:
+    // sent directly, it could overtake earlier messages still queued in the fan-out window, and a
+    // client resuming from the highest seq it saw would skip them.
+    this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
     this.markStatsDirty();
   }
 
@@ -613,10 +636,14 @@ export class ChatRoom extends DurableObject<Env> {
 
   /** Marks the D1 stats stale; the write happens in the alarm, at most once per STATS_DEBOUNCE_MS. */
   private markStatsDirty(): void {
-    if (this.statsDueAt !== null) return;
-    this.statsDueAt = Date.now() + STATS_DEBOUNCE_MS;
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('stats_due', ?)", String(this.statsDueAt));
-    this.scheduleAlarm(this.statsDueAt);
+    this.statsGen++;
+    if (this.statsDueAt === null) this.scheduleStats(Date.now() + STATS_DEBOUNCE_MS);
+  }
+
+  private scheduleStats(at: number): void {
+    this.statsDueAt = at;
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('stats_due', ?)", String(at));
+    this.scheduleAlarm(at);
   }
 
   private async writeStats(): Promise<void> {
@@ -624,12 +651,15 @@ export class ChatRoom extends DurableObject<Env> {
       this.clearStatsDue();
       return;
     }
+    // The values are read now; frames handled while the write awaits D1 may change them.
+    const gen = this.statsGen;
     try {
       await db(this.env)
         .update(rooms)
         .set({ onlineCount: onlineCount(this.sessions()), messageCount: this.lastSeq, lastMessageAt: this.lastMessageAt })
         .where(eq(rooms.id, this.roomId));
-      this.clearStatsDue();
+      if (this.statsGen === gen) this.clearStatsDue();
+      else this.scheduleStats(Date.now() + STATS_DEBOUNCE_MS);
     } catch (err) {
       this.log("stats write failed", err);
       this.scheduleAlarm(Date.now() + STATS_RETRY_MS);

@@ -9,6 +9,11 @@
  * window. When the window closes with nothing queued the sender goes idle: no timer outlives a
  * burst, so an idle object can still hibernate.
  *
+ * One socket may get something else in a frame's place (`replaceFor`: the sender's `ack`, which
+ * carries the message) or nothing (`except`: the typist), and a socket may be sent a frame of its
+ * own (`unicast`: a duplicate's `ack`). These take their place in the same queue, so whatever a
+ * socket receives arrives in publish order: an `ack` never overtakes a message published before it.
+ *
  * No Cloudflare imports: sockets are anything with `send(string)`, timers are injectable.
  */
 import type { ServerFrameMessage } from "../protocol";
@@ -44,9 +49,31 @@ export interface FanoutStats {
   sends: number;
 }
 
+/** How one published frame is addressed. `except` and `replaceFor` name one socket each; give one of them at most. */
+export type PublishOptions<S, F> =
+  | { except?: S; replaceFor?: undefined }
+  | {
+      except?: undefined;
+      /**
+       * `socket` gets `frame` instead of the published one, at the same place in its stream, whether
+       * or not it is a target: it is an answer (the sender's `ack`), not a broadcast.
+       */
+      replaceFor: { socket: S; frame: F };
+    };
+
+/** As {@link PublishOptions}, with frames already serialized. */
+export type PublishJsonOptions<S> =
+  | { except?: S; replaceFor?: undefined }
+  | { except?: undefined; replaceFor: { socket: S; json: string } };
+
+/**
+ * One queued frame: `json` for every target but `socket`, which gets `own` instead.
+ * `json: null` is a frame for `socket` alone; `own: undefined` leaves `socket` out.
+ */
 interface Pending<S> {
-  json: string;
-  except?: S;
+  json: string | null;
+  socket?: S;
+  own?: string;
 }
 
 /** Serializes a `batch` frame from frames already serialized, without parsing them again. */
@@ -79,29 +106,55 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   }
 
   /**
-   * Sends `frame` to every target (but `except`, e.g. the typing user's own socket): at once when
-   * idle, else queued into the window's batch. Never throws.
+   * Sends `frame` to every target (but `except`, e.g. the typing user's own socket, and but
+   * `replaceFor.socket`, which gets `replaceFor.frame` in its place): at once when idle, else queued
+   * into the window's batch. Never throws.
    */
-  publish(frame: F, opts: { except?: S } = {}): void {
-    this.publishJson(JSON.stringify(frame), opts);
+  publish(frame: F, opts: PublishOptions<S, F> = {}): void {
+    const json = JSON.stringify(frame);
+    if (opts.replaceFor !== undefined) {
+      this.publishJson(json, { replaceFor: { socket: opts.replaceFor.socket, json: JSON.stringify(opts.replaceFor.frame) } });
+    } else {
+      this.publishJson(json, { except: opts.except });
+    }
   }
 
-  /** As {@link publish}, with the frame already serialized. */
-  publishJson(json: string, opts: { except?: S } = {}): void {
+  /** As {@link publish}, with the frames already serialized. */
+  publishJson(json: string, opts: PublishJsonOptions<S> = {}): void {
     this.stats.frames++;
+    const p: Pending<S> =
+      opts.replaceFor !== undefined
+        ? { json, socket: opts.replaceFor.socket, own: opts.replaceFor.json }
+        : opts.except !== undefined
+          ? { json, socket: opts.except }
+          : { json };
     if (!this.open) {
       this.stats.singles++;
-      this.deliver(json, opts.except);
+      this.deliver(p);
       if (this.opts.windowMs > 0) this.openWindow();
       return;
     }
-    this.pending.push({ json, except: opts.except });
-    if (this.pending.length >= this.opts.maxBatch) this.flush();
+    this.enqueue(p);
   }
 
   /**
-   * Sends what is queued now, in order. Call before a socket starts receiving frames directly
-   * (e.g. a join's replay), so queued frames reach only the sockets that were targets when published.
+   * Sends `frame` to `socket` alone, behind whatever is queued (so it cannot overtake a frame
+   * published before it), or at once when nothing is. Opens no window. Never throws.
+   */
+  unicast(socket: S, frame: F): void {
+    const json = JSON.stringify(frame);
+    this.stats.frames++;
+    if (this.pending.length === 0) {
+      this.stats.singles++;
+      this.sendTo(socket, json);
+      return;
+    }
+    this.enqueue({ json: null, socket, own: json });
+  }
+
+  /**
+   * Sends what is queued now, in order. Call before a socket starts or stops being a target (e.g.
+   * a join's replay), so queued frames reach only the sockets that were targets when published.
    */
   flush(): void {
     const batch = this.pending;
@@ -109,32 +162,58 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
     this.pending = [];
     if (batch.length === 1) {
       this.stats.singles++;
-      this.deliver(batch[0].json, batch[0].except);
+      this.deliver(batch[0]);
       return;
     }
     this.stats.batches++;
-    const excepted = batch.some((p) => p.except !== undefined);
-    const all = batchJson(batch.map((p) => p.json));
-    if (!excepted) {
-      this.deliver(all);
-      return;
-    }
-    // Rare (typing): sockets excluded from some frames get their own batch; everyone else shares one string.
-    const skip = new Set<S>();
-    for (const p of batch) if (p.except !== undefined) skip.add(p.except);
+    const shared = batch.flatMap((p) => (p.json === null ? [] : [p.json]));
+    const all = shared.length > 0 ? batchJson(shared) : null;
+    // Sockets named by some frame (excepted, replaced, unicast) get their own batch; everyone else
+    // shares one string. Rare but for the senders, of whom a window holds a few.
+    const own = new Set<S>();
+    for (const p of batch) if (p.socket !== undefined) own.add(p.socket);
     for (const ws of this.opts.targets()) {
-      if (!skip.has(ws)) {
-        this.sendTo(ws, all);
-        continue;
-      }
-      const own = batch.filter((p) => p.except !== ws).map((p) => p.json);
-      if (own.length === 1) this.sendTo(ws, own[0]);
-      else if (own.length > 1) this.sendTo(ws, batchJson(own));
+      if (own.delete(ws)) this.sendFrames(ws, batch, true);
+      else if (all !== null) this.sendTo(ws, all);
     }
+    // Named sockets that are not (or no longer) targets still get what was meant for them alone.
+    for (const ws of own) this.sendFrames(ws, batch, false);
   }
 
-  private deliver(json: string, except?: S): void {
-    for (const ws of this.opts.targets()) if (ws !== except) this.sendTo(ws, json);
+  /** `ws`'s share of a batch: its own frames, and, when it is a target, the frames for everyone. */
+  private sendFrames(ws: S, batch: readonly Pending<S>[], isTarget: boolean): void {
+    const mine: string[] = [];
+    for (const p of batch) {
+      if (p.socket === ws) {
+        if (p.own !== undefined) mine.push(p.own);
+      } else if (isTarget && p.json !== null) {
+        mine.push(p.json);
+      }
+    }
+    if (mine.length === 1) this.sendTo(ws, mine[0]);
+    else if (mine.length > 1) this.sendTo(ws, batchJson(mine));
+  }
+
+  private enqueue(p: Pending<S>): void {
+    this.pending.push(p);
+    if (this.pending.length >= this.opts.maxBatch) this.flush();
+  }
+
+  private deliver(p: Pending<S>): void {
+    if (p.json === null) {
+      if (p.socket !== undefined && p.own !== undefined) this.sendTo(p.socket, p.own);
+      return;
+    }
+    let named = false;
+    for (const ws of this.opts.targets()) {
+      if (ws === p.socket) {
+        named = true;
+        if (p.own !== undefined) this.sendTo(ws, p.own);
+      } else {
+        this.sendTo(ws, p.json);
+      }
+    }
+    if (!named && p.socket !== undefined && p.own !== undefined) this.sendTo(p.socket, p.own);
   }
 
   private sendTo(ws: S, json: string): void {

@@ -11,9 +11,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { findUser, findUsers } from "../db/queries";
 import { numVar } from "../env";
+import { ApiError, errorResponse } from "../errors";
 import { claimMedia } from "../media/claim";
 import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, ServerMessage, WsErrorCode } from "../protocol";
 import { assertNever, CLOSE, PAGE_MAX, parseClientMessage, PING_FRAME, PONG_FRAME } from "../protocol";
+import { mapBounded } from "./bounded";
 import { conversationIdFor, nextReadSeq, previewOf } from "./conversation";
 import { fullBucket, take } from "./rate-limit";
 import type { BucketConfig } from "./rate-limit";
@@ -54,7 +56,15 @@ export interface ConversationSummary {
 
 /** The recipient inbox's answer to a delivery. */
 export type ReceiveResult =
-  | { ok: true; message: DmMessage; duplicate: boolean; peerView: StatusView | null; subscribedBack: boolean }
+  | {
+      ok: true;
+      message: DmMessage;
+      duplicate: boolean;
+      peerView: StatusView | null;
+      subscribedBack: boolean;
+      /** False when the recipient refused `senderSubscribes` (at SUBSCRIBERS_MAX); absent means accepted. */
+      senderSubscribed?: boolean;
+    }
   | { ok: false; code: "blocked" };
 
 /** What a DM delivery carries from the sender's inbox. */
@@ -72,14 +82,32 @@ export interface IncomingDm {
   senderSubscribes: boolean;
   /** The sender's status as the recipient may see it, sent on first contact. */
   senderView: StatusView | null;
+  /**
+   * False when the sender's inbox cannot take the recipient as a subscriber (at SUBSCRIBERS_MAX), so
+   * the recipient does not subscribe back. Absent means it can.
+   */
+  senderAcceptsSubscriber?: boolean;
 }
 
 export type OpenResult =
   | { ok: true; created: boolean; conversation: ConversationSummary }
   | { ok: false; code: "blocked" | "not_found" | "bad_request"; message: string };
 
-/** Most messages replayed per conversation by one `sync` frame; the client repeats from its new position. */
-const REPLAY_MAX = 1000;
+/**
+ * Most messages replayed by one `sync` frame, over all its conversations: when the budget cuts the
+ * replay short the ack says `more: true` and the client syncs again from its new positions.
+ */
+export const SYNC_ROWS_MAX = 1000;
+/**
+ * Most inboxes that may watch one user's status. Every change is one RPC per subscriber, and anyone
+ * can subscribe to anyone, so the fan-out of a single change is capped here (well inside the paid
+ * plan's 10,000 subrequests per invocation); past it, new subscribers get a snapshot but no changes.
+ */
+export const SUBSCRIBERS_MAX = 5000;
+/** Most RPCs one inbox keeps in flight for one fan-out or lookup (status pushes, subscribe, presence). */
+export const RPC_CONCURRENCY = 50;
+/** Most open inbox sockets of one user (devices and tabs), as for a user in a room. */
+export const INBOX_SOCKETS_MAX = 32;
 /** Presence and replay frames per `batch` frame. */
 const BATCH_MAX = 100;
 /** Lower bound between two sweeps, so a flood of short deadlines cannot spin the alarm. */
@@ -142,7 +170,10 @@ function rowToMessage(r: MessageRow): DmMessage {
 /** One user's inbox: their sockets, DM conversations, unread counts, blocks and status. */
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
-  /** Per-conversation send queues, so both inboxes number a conversation's messages in the same order. */
+  /**
+   * Per-key queues: one send at a time per conversation (this user's sends reach the peer in the order
+   * they are numbered here), and "presence" for status pushes, so they reach subscribers in order.
+   */
   private readonly chains = new Map<string, Promise<unknown>>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -206,53 +237,66 @@ export class Inbox extends DurableObject<Env> {
 
   /** Accepts the user's inbox socket. Only the Worker calls this, with the trusted headers set. */
   override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-      return new Response("Expected a WebSocket upgrade.", { status: 426 });
-    }
-    const userId = request.headers.get(INBOX_HEADERS.userId);
-    if (!userId) return new Response("Missing user.", { status: 400 });
-    let name = userId;
     try {
-      name = decodeURIComponent(request.headers.get(INBOX_HEADERS.userName) ?? userId);
-    } catch {
-      // A malformed encoding falls back to the id rather than refusing the connection.
-    }
-    this.setOwner(userId);
-    const wasOnline = this.openSockets().length > 0;
-    const pair = new WebSocketPair();
-    const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server);
-    const now = Date.now();
-    setSession<InboxSession>(server, {
-      connId: crypto.randomUUID(),
-      userId,
-      name,
-      connectedAt: now,
-      bucket: fullBucket(this.bucketConfig(), now),
-      strikes: 0,
-      lastActive: now,
-    });
-    if (!wasOnline) {
-      const own = this.ownStatus();
-      this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
-    }
-    this.setConnected(true);
-    try {
-      await this.ensureAlarm(now);
-      this.sendWatchedSnapshot(server);
+      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("Expected a WebSocket upgrade.", { status: 426 });
+      }
+      const userId = request.headers.get(INBOX_HEADERS.userId);
+      if (!userId) return new Response("Missing user.", { status: 400 });
+      let name = userId;
+      try {
+        name = decodeURIComponent(request.headers.get(INBOX_HEADERS.userName) ?? userId);
+      } catch {
+        // A malformed encoding falls back to the id rather than refusing the connection.
+      }
+      this.setOwner(userId);
+      const open = this.openSockets().length;
+      if (open >= INBOX_SOCKETS_MAX) {
+        return errorResponse(
+          new ApiError({ code: "rate_limited", message: `At most ${INBOX_SOCKETS_MAX} open inbox sockets per user.` }),
+        );
+      }
+      const wasOnline = open > 0;
+      const pair = new WebSocketPair();
+      const [client, server] = [pair[0], pair[1]];
+      this.ctx.acceptWebSocket(server);
+      const now = Date.now();
+      setSession<InboxSession>(server, {
+        connId: crypto.randomUUID(),
+        userId,
+        name,
+        connectedAt: now,
+        bucket: fullBucket(this.bucketConfig(), now),
+        strikes: 0,
+        lastActive: now,
+      });
+      if (!wasOnline) {
+        const own = this.ownStatus();
+        this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
+      }
+      this.setConnected(true);
+      try {
+        await this.ensureAlarm(now);
+        this.sendWatchedSnapshot(server);
+      } catch (err) {
+        // The socket is accepted either way; a missing sweep is re-armed by the next connection.
+        this.log("connect", err, getSession<InboxSession>(server)?.connId);
+      }
+      // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
+      void this.publishStatus().catch((err) => this.log("publish on connect", err));
+      const headers = new Headers();
+      const protocol = request.headers.get(INBOX_HEADERS.protocol);
+      if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
+      return new Response(null, { status: 101, webSocket: client, headers });
     } catch (err) {
-      // The socket is accepted either way; a missing sweep is re-armed by the next connection.
-      this.log("connect", err, getSession<InboxSession>(server)?.connId);
+      this.log("upgrade", err);
+      return errorResponse(new ApiError({ code: "internal", message: "Internal error." }));
     }
-    // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
-    void this.publishStatus().catch((err) => this.log("publish on connect", err));
-    const headers = new Headers();
-    const protocol = request.headers.get(INBOX_HEADERS.protocol);
-    if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
-    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped.
+    if (ws.readyState !== WebSocket.OPEN) return;
     const session = getSession<InboxSession>(ws);
     if (!session) {
       this.closeQuietly(ws, CLOSE.POLICY, "no session");
@@ -370,7 +414,8 @@ export class Inbox extends DurableObject<Env> {
   private async onSendDm(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "send_dm" }>): Promise<void> {
     if (msg.to === s.userId) throw new FrameError("bad_request", "to: you cannot send a message to yourself");
     const conversationId = await conversationIdFor(s.userId, msg.to);
-    // One send at a time per conversation, so both inboxes assign sequence numbers in the same order.
+    // One send at a time per conversation: this user's messages are stored by both inboxes in the order
+    // sent. The peer's concurrent sends are numbered by each inbox in its own arrival order (docs/dms.md).
     const result = await this.serialize(conversationId, () => this.sendDm(s, conversationId, msg));
     if (!result.ok) throw new FrameError(result.code, result.message);
     // The sender's other devices see it; the sending socket gets the ack that carries it.
@@ -400,6 +445,11 @@ export class Inbox extends DurableObject<Env> {
     }
     let media: MediaDescriptor[] | undefined;
     if (msg.mediaIds && msg.mediaIds.length > 0) {
+      // Claiming binds the media to this conversation, readable by the peer: never for a send the
+      // recipient's inbox would refuse. Only sends with media pay for this extra round trip.
+      if (await inboxStub(this.env, msg.to).blocks(msg.to, s.userId)) {
+        return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
+      }
       const claimed = await claimMedia(this.env, s.userId, msg.mediaIds, { kind: "dm", conversationId, peerId: msg.to });
       if (!claimed.ok) return { ok: false, code: claimed.code, message: claimed.message };
       media = claimed.media;
@@ -419,10 +469,14 @@ export class Inbox extends DurableObject<Env> {
       createdAt: Date.now(),
       senderSubscribes: subscribe,
       senderView: firstContact ? this.viewFor(msg.to) : null,
+      // Not tied to this side's first contact: the conversation may exist here only (POST /api/chat/dms).
+      senderAcceptsSubscriber: this.canAddSubscriber(msg.to),
     });
     if (!res.ok) return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
     // The recipient's copy fixes the message id and time: a retry after a half-failed attempt reuses them.
     const theirs = res.message;
+    // The recipient may have refused the subscription (it has SUBSCRIBERS_MAX watchers already).
+    const subscribed = subscribe && res.senderSubscribed !== false;
     const stored = this.ctx.storage.transactionSync(() => {
       const again = this.messageByClientId(conversationId, s.userId, msg.clientMsgId);
       if (again) return { message: again, fresh: false };
@@ -451,11 +505,11 @@ export class Inbox extends DurableObject<Env> {
         theirs.createdAt,
         conversationId,
       );
-      if (subscribe) this.addSubscription(msg.to, true, now);
+      if (subscribed) this.addSubscription(msg.to, true, now);
       if (res.subscribedBack) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", msg.to, now);
       return { message: { ...theirs, seq }, fresh: true };
     });
-    if (subscribe && res.peerView) this.notePeerStatus(msg.to, res.peerView);
+    if (subscribed && res.peerView) this.notePeerStatus(msg.to, res.peerView);
     return { ok: true, message: stored.message, duplicate: res.duplicate, fresh: stored.fresh };
   }
 
@@ -541,20 +595,22 @@ export class Inbox extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const id of added) this.addSubscription(id, false, now);
     });
-    const frames = await Promise.all(
-      asked.map(async (id): Promise<ServerFrameMessage> => {
-        let view: StatusView = HIDDEN;
-        if (existing.has(id) && !this.isBlocking(id)) {
-          try {
-            view = await inboxStub(this.env, id).addSubscriber(id, s.userId);
-            this.cacheStatus(id, view);
-          } catch (err) {
-            this.log("subscribe", err, s.connId);
-          }
+    const frames = await mapBounded(asked, RPC_CONCURRENCY, async (id): Promise<ServerFrameMessage> => {
+      let view: StatusView = HIDDEN;
+      if (existing.has(id) && !this.isBlocking(id)) {
+        try {
+          const res = await inboxStub(this.env, id).addSubscriber(id, s.userId);
+          view = res.view;
+          // Refused (that user has SUBSCRIBERS_MAX watchers): a snapshot only, and no stored row
+          // that would count against the limit while never being updated.
+          if (res.subscribed) this.cacheStatus(id, view);
+          else this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", id);
+        } catch (err) {
+          this.log("subscribe", err, s.connId);
         }
-        return { type: "presence", userId: id, status: view.status, lastSeen: view.lastSeen };
-      }),
-    );
+      }
+      return { type: "presence", userId: id, status: view.status, lastSeen: view.lastSeen };
+    });
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
       this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
@@ -566,30 +622,47 @@ export class Inbox extends DurableObject<Env> {
     s: InboxSession,
     msg: Extract<ClientMessage, { type: "unsubscribe_presence" }>,
   ): Promise<void> {
-    const ids = [...new Set(msg.userIds)];
+    // Only inboxes this one actually watches are told: an RPC to a made-up id would create an object.
+    const ids = [...new Set(msg.userIds)].filter((id) => this.isSubscribedTo(id));
     for (const id of ids) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", id);
-    await Promise.allSettled(ids.map((id) => inboxStub(this.env, id).removeSubscriber(id, s.userId)));
+    await mapBounded(ids, RPC_CONCURRENCY, async (id) => {
+      try {
+        await inboxStub(this.env, id).removeSubscriber(id, s.userId);
+      } catch (err) {
+        // Its next push is answered "no longer subscribed" and drops the row there.
+        this.log("unsubscribe", err, s.connId);
+      }
+    });
     this.send(ws, { type: "ack", id: msg.id });
   }
 
   private onSync(ws: WebSocket, msg: Extract<ClientMessage, { type: "sync" }>): void {
     // Synchronous from the first read to the last send: no live message can slip in between.
+    // At most SYNC_ROWS_MAX messages over all conversations; one row more is read to know if more remain.
     const frames: ServerFrameMessage[] = [];
+    let budget = SYNC_ROWS_MAX;
+    let more = false;
     for (const [conversationId, since] of Object.entries(msg.since)) {
       const rows = this.sql
         .exec<MessageRow>(
           "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
           conversationId,
           since,
-          REPLAY_MAX,
+          budget + 1,
         )
         .toArray();
+      if (rows.length > budget) {
+        more = true;
+        rows.length = budget;
+      }
       for (const r of rows) frames.push({ type: "dm", message: rowToMessage(r) });
+      budget -= rows.length;
+      if (more) break;
     }
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
       this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
-    this.send(ws, { type: "ack", id: msg.id });
+    this.send(ws, { type: "ack", id: msg.id, more: more || undefined });
   }
 
   // ------------------------------------------------------------------ RPC from other inboxes
@@ -602,10 +675,21 @@ export class Inbox extends DurableObject<Env> {
     this.setOwner(dm.to);
     if (this.isBlocking(dm.from)) return { ok: false, code: "blocked" };
     const found = this.messageByClientId(dm.conversationId, dm.from, dm.clientMsgId);
-    if (found) return { ok: true, message: found, duplicate: true, peerView: null, subscribedBack: false };
+    if (found) {
+      return {
+        ok: true,
+        message: found,
+        duplicate: true,
+        peerView: null,
+        subscribedBack: false,
+        senderSubscribed: this.hasSubscriber(dm.from),
+      };
+    }
     const now = Date.now();
     const firstContact = !this.conversation(dm.conversationId);
-    const subscribeBack = firstContact && this.canAutoSubscribe(dm.from);
+    const subscribeBack = firstContact && dm.senderAcceptsSubscriber !== false && this.canAutoSubscribe(dm.from);
+    // Anyone can write to anyone: a first message adds a watcher only within SUBSCRIBERS_MAX.
+    const senderSubscribed = dm.senderSubscribes && this.canAddSubscriber(dm.from);
     const { message, unread } = this.ctx.storage.transactionSync(() => {
       this.upsertConversation(dm.conversationId, dm.from, dm.fromName, now);
       const conv = this.conversation(dm.conversationId)!;
@@ -630,7 +714,7 @@ export class Inbox extends DurableObject<Env> {
         dm.fromName,
         dm.conversationId,
       );
-      if (dm.senderSubscribes) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", dm.from, now);
+      if (senderSubscribed) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", dm.from, now);
       if (subscribeBack) this.addSubscription(dm.from, true, now);
       const m: DmMessage = {
         id: dm.id,
@@ -662,8 +746,9 @@ export class Inbox extends DurableObject<Env> {
       ok: true,
       message,
       duplicate: false,
-      peerView: dm.senderSubscribes ? this.viewFor(dm.from) : null,
+      peerView: senderSubscribed ? this.viewFor(dm.from) : null,
       subscribedBack: subscribeBack,
+      senderSubscribed,
     };
   }
 
@@ -690,11 +775,15 @@ export class Inbox extends DurableObject<Env> {
     this.broadcast({ type: "typing", userId: fromId, on, conversationId });
   }
 
-  /** Records `subscriberId` as watching this user's status; returns the status that subscriber may see. */
-  async addSubscriber(owner: string, subscriberId: string): Promise<StatusView> {
+  /**
+   * Records `subscriberId` as watching this user's status, unless this user already has SUBSCRIBERS_MAX
+   * watchers; returns the status that subscriber may see either way, and whether it was recorded.
+   */
+  async addSubscriber(owner: string, subscriberId: string): Promise<{ view: StatusView; subscribed: boolean }> {
     this.setOwner(owner);
-    this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", subscriberId, Date.now());
-    return this.viewFor(subscriberId);
+    const subscribed = this.canAddSubscriber(subscriberId);
+    if (subscribed) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", subscriberId, Date.now());
+    return { view: this.viewFor(subscriberId), subscribed };
   }
 
   /** Forgets a subscriber. */
@@ -779,7 +868,9 @@ export class Inbox extends DurableObject<Env> {
         if (subscribe) this.addSubscription(peerId, true, now);
       });
       if (subscribe) {
-        const view = await peer.addSubscriber(peerId, owner);
+        const { view, subscribed } = await peer.addSubscriber(peerId, owner);
+        // Refused (the peer has SUBSCRIBERS_MAX watchers): no changes would come, so keep no row.
+        if (!subscribed) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", peerId);
         this.notePeerStatus(peerId, view);
       }
       conv = this.conversation(conversationId)!;
@@ -834,7 +925,9 @@ export class Inbox extends DurableObject<Env> {
     const now = Date.now();
     this.sql.exec("INSERT INTO blocks (user_id, created_at) VALUES (?, ?)", userId, now);
     if (this.isSubscribedTo(userId)) this.notePeerStatus(userId, HIDDEN);
-    if (this.hasSubscriber(userId)) await this.tell(userId, HIDDEN);
+    // In the presence queue: a publish already under way may be telling this user the old status,
+    // and "hidden" must reach them after it, never before.
+    if (this.hasSubscriber(userId)) await this.serialize("presence", () => this.tell(userId, HIDDEN));
     return { created: true, userId, createdAt: now };
   }
 
@@ -844,7 +937,8 @@ export class Inbox extends DurableObject<Env> {
     if (!this.isBlocking(userId)) return false;
     this.sql.exec("DELETE FROM blocks WHERE user_id = ?", userId);
     const work: Promise<unknown>[] = [];
-    if (this.hasSubscriber(userId)) work.push(this.tell(userId, this.viewFor(userId)));
+    // In the presence queue, like every push; the status is read when its turn comes.
+    if (this.hasSubscriber(userId)) work.push(this.serialize("presence", () => this.tell(userId, this.viewFor(userId))));
     if (this.isSubscribedTo(userId)) {
       work.push(
         inboxStub(this.env, userId)
@@ -861,20 +955,18 @@ export class Inbox extends DurableObject<Env> {
     this.setOwner(owner);
     // Unknown ids read as offline without waking (or creating) an inbox for them.
     const existing = await findUsers(this.env, userIds);
-    return Promise.all(
-      userIds.map(async (userId) => {
-        let view: StatusView = HIDDEN;
-        if (userId === owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
-        else if (existing.has(userId) && !this.isBlocking(userId)) {
-          try {
-            view = await inboxStub(this.env, userId).statusFor(userId, owner);
-          } catch (err) {
-            this.log("presence lookup", err);
-          }
+    return mapBounded(userIds, RPC_CONCURRENCY, async (userId) => {
+      let view: StatusView = HIDDEN;
+      if (userId === owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
+      else if (existing.has(userId) && !this.isBlocking(userId)) {
+        try {
+          view = await inboxStub(this.env, userId).statusFor(userId, owner);
+        } catch (err) {
+          this.log("presence lookup", err);
         }
-        return { userId, status: view.status, lastSeen: view.lastSeen };
-      }),
-    );
+      }
+      return { userId, status: view.status, lastSeen: view.lastSeen };
+    });
   }
 
   // ------------------------------------------------------------------ status
@@ -927,7 +1019,8 @@ export class Inbox extends DurableObject<Env> {
     const subscribers = this.sql
       .exec<{ user_id: string }>("SELECT user_id FROM subscribers WHERE user_id NOT IN (SELECT user_id FROM blocks)")
       .toArray();
-    await Promise.all(subscribers.map((r) => this.tell(r.user_id, view)));
+    // At most SUBSCRIBERS_MAX RPCs, RPC_CONCURRENCY in flight at a time (`tell` never rejects).
+    await mapBounded(subscribers, RPC_CONCURRENCY, (r) => this.tell(r.user_id, view));
   }
 
   /** Sends one status to one subscriber's inbox; forgets the subscriber when it no longer listens. */
@@ -1069,6 +1162,12 @@ export class Inbox extends DurableObject<Env> {
     return this.sql.exec("SELECT 1 FROM subscribers WHERE user_id = ?", userId).toArray().length > 0;
   }
 
+  /** A watcher already recorded, or room for one more: bounds the fan-out of every status change. */
+  private canAddSubscriber(userId: string): boolean {
+    if (this.hasSubscriber(userId)) return true;
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscribers").one().n < SUBSCRIBERS_MAX;
+  }
+
   /** DM peers are subscribed automatically, within the same limit as explicit subscriptions. */
   private canAutoSubscribe(userId: string): boolean {
     if (this.isSubscribedTo(userId)) return true;
@@ -1166,11 +1265,20 @@ export class Inbox extends DurableObject<Env> {
     return numVar(this.env.PRESENCE_SUBSCRIBE_LIMIT, 500);
   }
 
+  /** The owner for log lines; logging must not throw when storage itself is what failed. */
+  private ownerForLog(): string {
+    try {
+      return this.meta("owner") ?? this.ctx.id.toString();
+    } catch {
+      return this.ctx.id.toString();
+    }
+  }
+
   private log(where: string, err: unknown, connId?: string): void {
     console.error(
       JSON.stringify({
         level: "error",
-        object: `Inbox:${this.meta("owner") ?? this.ctx.id.toString()}`,
+        object: `Inbox:${this.ownerForLog()}`,
         connId,
         where,
         error: String(err),

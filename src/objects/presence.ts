@@ -10,6 +10,12 @@ export interface RoomSession extends BaseSession {
   joined: boolean;
   /** Epoch ms of the last frame received from the client (auto-answered pings are tracked by the runtime). */
   lastSeenAt: number;
+  /**
+   * The room's last seq when this socket joined: it has had every later message live, so a
+   * `join_room { since }` while still joined replays only up to here. Absent when not joined (and
+   * on attachments written before the field existed).
+   */
+  liveFrom?: number;
 }
 
 /** The fields presence needs. */

@@ -1,11 +1,11 @@
 /** The ChatRoom Durable Object over real WebSockets through the Worker, in workerd. */
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type ChatRoom, SOCKETS_PER_USER_MAX } from "../../src/objects/chat-room";
+import { type ChatRoom, REPLAY_MAX, SOCKETS_PER_USER_MAX } from "../../src/objects/chat-room";
 import type { RoomSession } from "../../src/objects/presence";
 import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
-import { closed, createRoom, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "./room-helpers";
+import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "./room-helpers";
 
 type ErrorFrame = Extract<ServerMessage, { type: "error" }>;
 type AckFrame = Extract<ServerMessage, { type: "ack" }>;
@@ -14,14 +14,14 @@ type RoomState = Extract<ServerMessage, { type: "room_state" }>;
 const isError = (id: string | number) => (m: ServerMessage) => m.type === "error" && m.id === id;
 
 describe("ChatRoom: messages", () => {
-  it("several clients see each other's messages once each, in seq order", async () => {
+  it("several clients see each other's messages once each, in seq order (their own as the ack)", async () => {
     const room = await createRoom("order");
     const users = ["ann", "ben", "cat"];
     const socks = await Promise.all(users.map((u) => joined(u, room)));
     // Everyone sends at once, without waiting for acks.
     for (let i = 0; i < 5; i++) socks.forEach((s, k) => s.send({ type: "send_room_message", clientMsgId: `${users[k]}-${i}`, text: `${users[k]} ${i}` }));
-    for (const s of socks) await s.waitFor((m) => m.type === "message" && m.message.seq === 15);
-    const seen = socks.map((s) => messagesOf(s).map((m) => `${m.seq}:${m.clientMsgId}`));
+    for (const s of socks) await s.waitFor(delivers(15));
+    const seen = socks.map((s) => deliveredOf(s).map((m) => `${m.seq}:${m.clientMsgId}`));
     expect(seen[0].map((x) => Number(x.split(":")[0]))).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
     expect(seen[1]).toEqual(seen[0]);
     expect(seen[2]).toEqual(seen[0]);
@@ -30,7 +30,9 @@ describe("ChatRoom: messages", () => {
       const mine = seen[0].filter((x) => x.includes(`:${u}-`)).map((x) => x.split(":")[1]);
       expect(mine).toEqual([0, 1, 2, 3, 4].map((i) => `${u}-${i}`));
     }
-    const first = messagesOf(socks[0])[0];
+    // The sender's copy is the ack alone: no `message` frame for its own messages.
+    socks.forEach((s, k) => expect(messagesOf(s).some((m) => m.userId === users[k])).toBe(false));
+    const first = deliveredOf(socks[0])[0];
     expect(first).toMatchObject({ roomId: room, userName: expect.any(String), createdAt: expect.any(Number) });
     expect(first.id).toMatch(/^[0-9a-f-]{36}$/);
     socks.forEach((s) => s.close());
@@ -50,10 +52,13 @@ describe("ChatRoom: messages", () => {
     // Another user may use the same clientMsgId.
     const ackBob = await sendText(b, "c-1", "bob's");
     expect(ackBob.message).toMatchObject({ seq: 2, userId: "bob" });
-    await a.waitFor((m) => m.type === "message" && m.message.seq === 2);
-    await b.waitFor((m) => m.type === "message" && m.message.seq === 2);
-    expect(messagesOf(a).map((m) => m.seq)).toEqual([1, 2]);
-    expect(messagesOf(b).map((m) => m.seq)).toEqual([1, 2]);
+    await a.waitFor(delivers(2));
+    await b.waitFor(delivers(2));
+    expect(deliveredOf(a).map((m) => m.seq)).toEqual([1, 2]);
+    expect(deliveredOf(b).map((m) => m.seq)).toEqual([1, 2]);
+    // Each got its own message once, as the ack, and the other's as a `message` frame.
+    expect(messagesOf(a).map((m) => m.seq)).toEqual([2]);
+    expect(messagesOf(b).map((m) => m.seq)).toEqual([1]);
     const hist = (await (await api("carol", `/api/chat/rooms/${room}/messages`)).json()) as { messages: { seq: number }[] };
     expect(hist.messages.map((m) => m.seq)).toEqual([2, 1]);
     a.close();
@@ -116,6 +121,78 @@ describe("ChatRoom: messages", () => {
     // Full burst of 20, minus the join, minus two extra pages (without the charge: 19).
     expect(bucket.tokens).toBeLessThan(18);
     writers.forEach((w) => w.close());
+    b.close();
+  });
+
+  it("the sender's ack keeps its place behind messages still queued in the fan-out window", async () => {
+    const room = await createRoom("ack-order");
+    const alice = await joined("alice", room);
+    const bob = await joined("bob", room);
+    await alice.waitFor((m) => m.type === "system" && m.userId === "bob");
+    // Frames handled in one turn of the object, so the 5 ms fan-out window cannot close between them.
+    await runInDurableObject(stubOf(room), async (inst: ChatRoom, state) => {
+      const sock = (u: string) => state.getWebSockets().find((ws) => (ws.deserializeAttachment() as RoomSession).userId === u)!;
+      const send = (u: string, c: string) =>
+        inst.webSocketMessage(sock(u), JSON.stringify({ type: "send_room_message", id: c, clientMsgId: c, text: c }));
+      await send("bob", "b1");
+      await send("bob", "b2");
+      await send("alice", "a3");
+      await send("bob", "b4");
+      // A resend: its duplicate ack carries seq 3 too, and must not overtake b4 either.
+      await send("alice", "a3");
+    });
+    await alice.waitFor((m) => m.type === "ack" && m.duplicate === true);
+    await alice.waitFor(delivers(4));
+    await bob.waitFor(delivers(4));
+    const stream = (s: TestSocket) =>
+      s.frames.flatMap((f) =>
+        f.type === "message" ? [`msg${f.message.seq}`] : f.type === "ack" && f.message ? [`${f.duplicate ? "dup" : "ack"}${f.message.seq}`] : [],
+      );
+    // Seq-bearing frames arrive in seq order, and the sender gets its own message once (the ack).
+    expect(stream(alice)).toEqual(["msg1", "msg2", "ack3", "msg4", "dup3"]);
+    expect(stream(bob)).toEqual(["ack1", "ack2", "msg3", "ack4"]);
+    alice.close();
+    bob.close();
+  });
+
+  it("bounds one resume at REPLAY_MAX messages and says where to continue; continuing neither skips nor repeats", async () => {
+    const room = await createRoom("huge-gap");
+    const stub = stubOf(room);
+    const total = REPLAY_MAX + 250;
+    await stub.snapshot();
+    await runInDurableObject(stub, (_i: ChatRoom, state) => {
+      for (let seq = 1; seq <= total; seq++) {
+        state.storage.sql.exec(
+          "INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, created_at) VALUES (?, ?, 'w', 'w', ?, ?, ?)",
+          seq,
+          `id-${seq}`,
+          `c${seq}`,
+          `t${seq}`,
+          seq,
+        );
+      }
+    });
+    // The object reads its head from storage when it wakes up.
+    await evictDurableObject(stub);
+    const a = await joined("alice", room);
+    const b = await connectWs("bob", `/api/chat/rooms/${room}/ws`);
+    b.send({ type: "join_room", since: 10 });
+    const state = await b.waitFor<RoomState>((m) => m.type === "room_state");
+    expect(state).toMatchObject({ lastSeq: total, replayTruncated: true, nextSince: 10 + REPLAY_MAX, messages: [] });
+    await b.waitFor((m) => m.type === "message" && m.message.seq === 10 + REPLAY_MAX);
+    // The socket is live from the head on.
+    await sendText(a, "live");
+    await b.waitFor((m) => m.type === "message" && m.message.seq === total + 1);
+    // Continuing on the same socket replays the rest up to where its live stream began, not beyond.
+    b.send({ type: "join_room", id: "more", since: state.nextSince });
+    await b.waitFor((m) => m.type === "ack" && m.id === "more");
+    const second = b.frames.filter((f): f is RoomState => f.type === "room_state")[1];
+    expect(second).toMatchObject({ lastSeq: total + 1 });
+    expect(second.replayTruncated).toBeUndefined();
+    expect(second.nextSince).toBeUndefined();
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    expect(messagesOf(b).map((m) => m.seq)).toEqual([...range(11, 10 + REPLAY_MAX), total + 1, ...range(11 + REPLAY_MAX, total)]);
+    a.close();
     b.close();
   });
 
@@ -193,8 +270,8 @@ describe("ChatRoom: presence", () => {
     const [a, b] = await Promise.all([joined("alice", room), joined("bob", room)]);
     a.send({ type: "typing", on: true });
     expect(await b.waitFor((m) => m.type === "typing")).toEqual({ type: "typing", userId: "alice", on: true, roomId: room });
+    // The ack comes through the same fan-out queue, so a typing frame meant for alice would be before it.
     await sendText(a, "after-typing");
-    await a.waitFor((m) => m.type === "message");
     expect(a.frames.some((f) => f.type === "typing")).toBe(false);
     a.close();
     b.close();
@@ -232,8 +309,8 @@ describe("ChatRoom: presence", () => {
     expect(await aliceClosed).toBe(1001);
     await bob.waitFor((m) => m.type === "system" && m.event === "leave" && m.userId === "alice");
     expect((await stub.snapshot()).present).toEqual([{ userId: "bob", name: "bob" }]);
+    // The ack is in the fan-out stream: any system frame published before it has arrived.
     await sendText(bob, "after-sweep");
-    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after-sweep");
     expect(systemOf(bob)).toEqual(["join:alice", "leave:alice"]);
     // The leave made the stats stale again; the next alarm writes them.
     await runDurableObjectAlarm(stub);
@@ -242,6 +319,27 @@ describe("ChatRoom: presence", () => {
     bob.close();
     await untilRoom(room, (s) => s.sockets === 0);
     await runDurableObjectAlarm(stub);
+  });
+
+  it("a stats change made while the D1 stats write is in flight is not lost", async () => {
+    const room = await createRoom("stats-race");
+    const bob = await joined("bob", room);
+    await sendText(bob, "one");
+    const stub = stubOf(room);
+    const due = await runInDurableObject(stub, async (inst: ChatRoom, state) => {
+      // The alarm reads the stats (one message) and awaits D1; a message arrives meanwhile.
+      const writing = inst.alarm();
+      await inst.webSocketMessage(state.getWebSockets()[0], JSON.stringify({ type: "send_room_message", clientMsgId: "two", text: "two" }));
+      await writing;
+      return state.storage.sql.exec("SELECT value FROM meta WHERE key = 'stats_due'").toArray().length;
+    });
+    // Still due: the write that finished did not include the second message.
+    expect(due).toBe(1);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const list = (await (await api("carol", "/api/chat/rooms?q=stats-race")).json()) as { rooms: { messageCount: number }[] };
+    expect(list.rooms[0].messageCount).toBe(2);
+    await bob.waitFor(delivers(2));
+    bob.close();
   });
 
   it("answers the exact ping frame through the runtime's auto-response", async () => {
@@ -302,7 +400,6 @@ describe("ChatRoom: rate limit", () => {
     // The client's close that follows the server's announces nothing more.
     await untilRoom(room, (s) => s.sockets === 1);
     await sendText(bob, "after");
-    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after");
     expect(systemOf(bob)).toEqual(["join:alice", "leave:alice"]);
     bob.close();
   });

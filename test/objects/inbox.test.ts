@@ -1,13 +1,15 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Inbox, InboxSession } from "../../src/objects/inbox";
+import { INBOX_HEADERS, INBOX_SOCKETS_MAX } from "../../src/objects/inbox";
 import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
-import { PING_FRAME } from "../../src/protocol";
+import { CLOSE, PING_FRAME } from "../../src/protocol";
 import type { ServerMessage } from "../../src/protocol";
-import { api } from "../helpers";
+import { api, BASE, tokenFor } from "../helpers";
 import type { TestSocket } from "../helpers";
+import { SELF } from "cloudflare:test";
 import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../routes/inbox-helpers";
 
 const presenceOf = (userId: string, status: string) => (m: ServerMessage) =>
@@ -176,5 +178,63 @@ describe("Inbox object", () => {
     const limited = await a.waitFor((m) => m.type === "error" && m.code === "rate_limited");
     expect(limited).toMatchObject({ retryAfterMs: expect.any(Number) });
     a.close();
+  });
+
+  it(`refuses a user's inbox socket past ${INBOX_SOCKETS_MAX} before the upgrade`, async () => {
+    const alice = uid("alice");
+    const socks = await Promise.all(Array.from({ length: INBOX_SOCKETS_MAX }, () => inbox(alice)));
+    const token = await tokenFor(alice);
+    const res = await SELF.fetch(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(429);
+    expect(res.webSocket).toBeNull();
+    expect(await res.json()).toMatchObject({ error: { code: "rate_limited" } });
+    // Room for one more once a socket goes.
+    socks[0].close();
+    await vi.waitFor(async () => expect(await runInDurableObject(inboxStub(env, alice), (_i: Inbox, state) => state.getWebSockets().length)).toBe(INBOX_SOCKETS_MAX - 1));
+    const again = await inbox(alice);
+    await roundTrip(again);
+    again.close();
+    socks.slice(1).forEach((s) => s.close());
+  });
+
+  it("answers a failing upgrade with a JSON 500 and logs it, never throws", async () => {
+    const alice = uid("alice");
+    const spy = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const res = await runInDurableObject(inboxStub(env, alice), async (instance: Inbox, state) => {
+        // Storage that fails under the object: the upgrade cannot record anything.
+        state.storage.sql.exec("DROP TABLE meta");
+        return instance.fetch(new Request(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", [INBOX_HEADERS.userId]: alice } }));
+      });
+      expect(res.status).toBe(500);
+      expect(await res.json()).toMatchObject({ error: { code: "internal" } });
+      const logged = spy.mock.calls.map((c) => String(c[0])).find((line) => line.includes('"where":"upgrade"'));
+      expect(JSON.parse(logged!)).toMatchObject({ level: "error", object: expect.stringMatching(/^Inbox:/) });
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it("ignores frames that arrive after it closed the socket", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const b = await inbox(bob);
+    const a = await inbox(alice);
+    const closedBy = closed(a);
+    // The runtime still hands over frames that were queued when the object closed the socket (after a
+    // rate-abuse or heartbeat close): here the object closes it, then gets such a frame, with a full bucket.
+    const late = JSON.stringify({ type: "send_dm", id: "late", to: bob, clientMsgId: "late", text: "after the close" });
+    await runInDurableObject(inboxStub(env, alice), async (instance: Inbox, state) => {
+      const [ws] = state.getWebSockets();
+      ws.close(CLOSE.POLICY, "rate limit abuse");
+      await instance.webSocketMessage(ws, late);
+    });
+    expect(await closedBy).toMatchObject({ code: CLOSE.POLICY });
+    await roundTrip(b);
+    expect(b.frames.filter((m) => m.type === "dm")).toEqual([]);
+    const convs = (await (await api(alice, "/api/chat/dms")).json()) as { conversations: unknown[] };
+    expect(convs.conversations).toEqual([]);
+    b.close();
   });
 });

@@ -51,6 +51,23 @@ export function messagesOf(s: TestSocket): Extract<ServerMessage, { type: "messa
   return s.frames.flatMap((f) => (f.type === "message" ? [f.message] : []));
 }
 
+/**
+ * Every room message a socket received, in order: `message` frames, and its own sends, which come
+ * back as the (non-duplicate) `ack` in the message's place instead of a `message` frame.
+ */
+export function deliveredOf(s: TestSocket): Extract<ServerMessage, { type: "message" }>["message"][] {
+  return s.frames.flatMap((f) => {
+    if (f.type === "message") return [f.message];
+    if (f.type === "ack" && f.message !== undefined && "roomId" in f.message && f.duplicate !== true) return [f.message];
+    return [];
+  });
+}
+
+/** A predicate for the frame that delivers message `seq` to a socket (a `message`, or the sender's own `ack`). */
+export function delivers(seq: number): (m: ServerMessage) => boolean {
+  return (m) => (m.type === "message" && m.message.seq === seq) || (m.type === "ack" && m.message?.seq === seq && m.duplicate !== true);
+}
+
 /** System frames a socket received, as "join:alice" / "leave:alice". */
 export function systemOf(s: TestSocket): string[] {
   return s.frames.flatMap((f) => (f.type === "system" ? [`${f.event}:${f.userId}`] : []));

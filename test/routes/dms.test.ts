@@ -6,7 +6,9 @@ import type { ConversationSummary } from "../../src/objects/inbox";
 import { inboxStub } from "../../src/objects/stubs";
 import type { DmMessage } from "../../src/protocol";
 import { api, BASE, connectWs } from "../helpers";
-import { SELF } from "cloudflare:test";
+import { runInDurableObject, SELF } from "cloudflare:test";
+import type { Inbox } from "../../src/objects/inbox";
+import { SYNC_ROWS_MAX } from "../../src/objects/inbox";
 import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
 
 async function conversations(user: string): Promise<ConversationSummary[]> {
@@ -245,6 +247,73 @@ describe("direct messages", () => {
     expect(await b.waitFor((m) => m.type === "dm" && m.message.text === "live")).toMatchObject({ message: { seq: 5 } });
     a.close();
     b.close();
+  });
+
+  it(`replays at most ${SYNC_ROWS_MAX} messages per sync in all, and says when more remain`, async () => {
+    const bob = uid("bob");
+    const [p1, p2] = [uid("p1"), uid("p2")];
+    const c1 = await conversationIdFor(bob, p1);
+    const c2 = await conversationIdFor(bob, p2);
+    // 600 stored messages in each of two conversations, written straight into Bob's inbox.
+    await runInDurableObject(inboxStub(env, bob), (_i: Inbox, state) => {
+      const sql = state.storage.sql;
+      for (const [conv, peer] of [[c1, p1], [c2, p2]]) {
+        sql.exec("INSERT INTO conversations (id, peer_id, peer_name, created_at, last_seq, last_at) VALUES (?, ?, ?, 1, 600, 1)", conv, peer, peer);
+        for (let seq = 1; seq <= 600; seq++) {
+          sql.exec(
+            "INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, 'x', 1)",
+            conv,
+            seq,
+            `${conv}-${seq}`,
+            peer,
+            bob,
+            `c${seq}`,
+          );
+        }
+      }
+    });
+    const b = await inbox(bob);
+    const replay = async (id: string, since: Record<string, number>) => {
+      const mark = b.frames.length;
+      b.send({ type: "sync", id, since });
+      const ack = await b.waitFor((m) => m.type === "ack" && m.id === id);
+      const dms = b.frames.slice(mark).flatMap((m) => (m.type === "dm" ? [m.message] : []));
+      return { ack, dms };
+    };
+    const first = await replay("s1", { [c1]: 0, [c2]: 0 });
+    expect(first.dms).toHaveLength(SYNC_ROWS_MAX);
+    expect(first.ack).toMatchObject({ more: true });
+    // The client keeps, per conversation, the last seq it got, and syncs again from there.
+    const cursor = (conv: string, fallback: number) => first.dms.filter((m) => m.conversationId === conv).at(-1)?.seq ?? fallback;
+    expect([cursor(c1, 0), cursor(c2, 0)]).toEqual([600, 400]);
+    const second = await replay("s2", { [c1]: cursor(c1, 0), [c2]: cursor(c2, 0) });
+    expect(second.dms.map((m) => [m.conversationId, m.seq])).toEqual(Array.from({ length: 200 }, (_, i) => [c2, 401 + i]));
+    expect(second.ack).not.toHaveProperty("more");
+    // The budget used up exactly, with nothing left after it: no `more`.
+    const exact = await replay("s3", { [c1]: 0, [c2]: 200 });
+    expect(exact.dms).toHaveLength(SYNC_ROWS_MAX);
+    expect(exact.ack).not.toHaveProperty("more");
+    b.close();
+  });
+
+  it("does not attach media to a DM the recipient refuses (blocked)", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const media = `m-${crypto.randomUUID()}`;
+    await env.DB.prepare(
+      "INSERT INTO media (id, owner_id, content_type, size, sha256, r2_key, created_at) VALUES (?, ?, 'image/png', 68, 'x', ?, ?)",
+    )
+      .bind(media, alice, `media/${media}`, Date.now())
+      .run();
+    expect((await api(bob, "/api/chat/blocks", { method: "POST", json: { userId: alice } })).status).toBe(201);
+    const a = await inbox(alice);
+    a.send({ type: "send_dm", id: "m1", to: bob, clientMsgId: "blocked-media", text: "look", mediaIds: [media] });
+    expect(await a.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === "m1")).toMatchObject({ type: "error", code: "blocked" });
+    // Still unattached: Bob cannot read it, and Alice can use it elsewhere.
+    const row = await env.DB.prepare("SELECT bound_kind, bound_id, bound_peer FROM media WHERE id = ?").bind(media).first();
+    expect(row).toEqual({ bound_kind: null, bound_id: null, bound_peer: null });
+    a.close();
   });
 
   it("GET /api/chat/ws needs an upgrade and a token", async () => {

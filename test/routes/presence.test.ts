@@ -1,5 +1,10 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { findUsers } from "../../src/db/queries";
+import type { Inbox } from "../../src/objects/inbox";
+import { SUBSCRIBERS_MAX } from "../../src/objects/inbox";
+import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
 import { api } from "../helpers";
 import type { TestSocket } from "../helpers";
@@ -30,6 +35,14 @@ function waitAfter<T extends ServerMessage>(sock: TestSocket, mark: number, pred
 const after = (sock: TestSocket, from: number) => sock.frames.slice(from);
 
 const config = env as unknown as Record<string, string | undefined>;
+
+/** Reads one inbox's own SQLite storage (tables are created by its constructor). */
+function inboxSql<T>(userId: string, fn: (sql: SqlStorage) => T): Promise<T> {
+  return runInDurableObject(inboxStub(env, userId), (_i: Inbox, state) => fn(state.storage.sql));
+}
+
+const ids = (sql: SqlStorage, table: "subscribers" | "subscriptions") =>
+  sql.exec<{ user_id: string }>(`SELECT user_id FROM ${table}`).toArray().map((r) => r.user_id);
 afterEach(() => {
   config.PRESENCE_SUBSCRIBE_LIMIT = "500";
 });
@@ -210,5 +223,93 @@ describe("presence", () => {
       { userId: unknown, status: "offline", lastSeen: null },
       { userId: alice, status: "offline", lastSeen: null },
     ]);
+  });
+
+  it("findUsers looks up any number of ids, past D1's 100 bound parameters per query", async () => {
+    const real = [uid("r1"), uid("r2"), uid("r3")];
+    await provision(...real);
+    const asked = [...Array.from({ length: 120 }, (_, i) => uid(`ghost${i}`)), ...real, ...Array.from({ length: 130 }, (_, i) => uid(`g${i}`))];
+    const found = await findUsers(env, asked);
+    expect([...found.keys()].sort()).toEqual([...real].sort());
+  });
+
+  it("unsubscribing tells only the inboxes actually watched: made-up ids create no inbox", async () => {
+    const watcher = uid("watcher");
+    const bob = uid("bob");
+    const ghost = uid("ghost");
+    await provision(watcher, bob);
+    const w = await inbox(watcher);
+    await subscribe(w, [bob]);
+    w.send({ type: "unsubscribe_presence", id: "un", userIds: [ghost, bob] });
+    expect(await w.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === "un")).toMatchObject({ type: "ack" });
+    expect(await inboxSql(bob, (sql) => ids(sql, "subscribers"))).toEqual([]);
+    expect(await inboxSql(watcher, (sql) => ids(sql, "subscriptions"))).toEqual([]);
+    // The ghost's inbox was never called: nothing was ever written there (every RPC records its owner).
+    expect(await inboxSql(ghost, (sql) => sql.exec("SELECT * FROM meta").toArray())).toEqual([]);
+    w.close();
+  });
+
+  it(`caps the watchers of one user at ${SUBSCRIBERS_MAX}: past it, a snapshot but no subscription`, async () => {
+    const bob = uid("bob");
+    const [w1, w2, carol] = [uid("w1"), uid("w2"), uid("carol")];
+    await provision(bob, w1, w2, carol);
+    // Bob never connects here: a status change would fan out to every (fake) watcher.
+    await inboxSql(bob, (sql) => {
+      for (let i = 0; i < SUBSCRIBERS_MAX - 1; i++) sql.exec("INSERT INTO subscribers (user_id, created_at) VALUES (?, 0)", `fake-${i}`);
+    });
+    const s1 = await inbox(w1);
+    expect(await subscribe(s1, [bob])).toMatchObject({ type: "ack" });
+    const s2 = await inbox(w2);
+    expect(await subscribe(s2, [bob])).toMatchObject({ type: "ack" });
+    expect(await s2.waitFor<PresenceFrame>(presenceOf(bob))).toMatchObject({ status: "offline" });
+    // A first DM is a subscription too, and capped the same way; Bob still subscribes back to Carol.
+    const c = await inbox(carol);
+    expect(await sendDm(c, bob, "hi")).toMatchObject({ type: "ack" });
+
+    const bobs = await inboxSql(bob, (sql) => ({ watchers: ids(sql, "subscribers"), watching: ids(sql, "subscriptions") }));
+    expect(bobs.watchers).toHaveLength(SUBSCRIBERS_MAX);
+    expect(bobs.watchers).toContain(w1);
+    expect(bobs.watchers).not.toContain(w2);
+    expect(bobs.watchers).not.toContain(carol);
+    expect(bobs.watching).toEqual([carol]);
+    expect(await inboxSql(w1, (sql) => ids(sql, "subscriptions"))).toEqual([bob]);
+    // No stored subscription that would never be updated (and would count against the caller's limit).
+    expect(await inboxSql(w2, (sql) => ids(sql, "subscriptions"))).toEqual([]);
+    expect(await inboxSql(carol, (sql) => ({ watchers: ids(sql, "subscribers"), watching: ids(sql, "subscriptions") }))).toEqual({
+      watchers: [bob],
+      watching: [],
+    });
+    await inboxSql(bob, (sql) => sql.exec("DELETE FROM subscribers WHERE user_id LIKE 'fake-%'"));
+    for (const s of [s1, s2, c]) s.close();
+  });
+
+  it("a block's hidden status reaches the peer after a status push already under way", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const b = await inbox(bob);
+    await subscribe(b, [alice]);
+    await b.waitFor(presenceOf(alice, "offline"));
+    // Many watchers before Bob (the fan-out reads them in id order): Alice's "online" push reaches him
+    // late, after several rounds of RPCs.
+    const fakes = 400;
+    await inboxSql(alice, (sql) => {
+      for (let i = 0; i < fakes; i++) sql.exec("INSERT INTO subscribers (user_id, created_at) VALUES (?, 0)", `0fake-${alice}-${i}`);
+    });
+    // Alice connects: an "online" push starts in the background. While it is under way (some fake
+    // watchers have answered, Bob's turn has not come), Alice blocks Bob.
+    const a = await inbox(alice);
+    await vi.waitFor(async () => expect((await inboxSql(alice, (sql) => ids(sql, "subscribers"))).length).toBeLessThan(fakes), {
+      timeout: 10_000,
+      interval: 5,
+    });
+    expect((await api(alice, "/api/chat/blocks", { method: "POST", json: { userId: bob } })).status).toBe(201);
+    // The push is over when every fake watcher has answered "not subscribed" and been dropped.
+    await vi.waitFor(async () => expect(await inboxSql(alice, (sql) => ids(sql, "subscribers"))).toEqual([bob]), { timeout: 15_000, interval: 100 });
+    await roundTrip(b);
+    const last = b.frames.filter(presenceOf(alice)).at(-1);
+    expect(last).toMatchObject({ status: "offline", lastSeen: null });
+    a.close();
+    b.close();
   });
 });

@@ -1,7 +1,7 @@
 /** The coalescing sender: a lone frame goes at once, a burst goes as one batch, nothing is lost or reordered. */
 import { describe, expect, it } from "vitest";
 import { batchJson, Fanout } from "../../src/objects/fanout";
-import type { ServerFrameMessage, ServerMessage } from "../../src/protocol";
+import type { RoomMessage, ServerFrameMessage, ServerMessage } from "../../src/protocol";
 
 class FakeSocket {
   raw: string[] = [];
@@ -43,6 +43,8 @@ const msg = (seq: number): ServerFrameMessage => ({
   type: "message",
   message: { id: `m${seq}`, roomId: "r", seq, userId: "u", userName: "U", clientMsgId: `c${seq}`, text: `t${seq}`, createdAt: seq },
 });
+
+const ack = (seq: number): ServerFrameMessage => ({ type: "ack", id: `c${seq}`, message: (msg(seq) as { message: RoomMessage }).message });
 
 describe("Fanout", () => {
   it("sends a lone frame at once, one string shared by every socket, and goes idle after the window", () => {
@@ -143,6 +145,106 @@ describe("Fanout", () => {
     f.publish(typing, { except: a });
     expect(a.frames()).toHaveLength(2);
     expect(b.frames()).toHaveLength(4);
+  });
+
+  it("replaceFor: the sender gets its ack in the message's place, at once when idle, in order when queued", () => {
+    const sender = new FakeSocket("sender");
+    const b = new FakeSocket("b");
+    const c = new FakeSocket("c");
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => [sender, b, c], setTimer: timers.setTimer });
+    // Idle: both go out at once, one copy each; the sender gets no `message` besides its ack.
+    f.publish(msg(1), { replaceFor: { socket: sender, frame: ack(1) } });
+    expect(sender.frames()).toEqual([ack(1)]);
+    expect(b.frames()).toEqual([msg(1)]);
+    expect(c.raw[0]).toBe(b.raw[0]);
+    expect(f.stats).toMatchObject({ frames: 1, singles: 1, sends: 3 });
+    // Window open: another user's message is queued, then the sender's; the ack must not overtake it.
+    f.publish(msg(2));
+    f.publish(msg(3), { replaceFor: { socket: sender, frame: ack(3) } });
+    expect(sender.raw).toHaveLength(1);
+    timers.tick();
+    expect(sender.frames()).toEqual([ack(1), msg(2), ack(3)]);
+    expect(b.frames()).toEqual([msg(1), msg(2), msg(3)]);
+    // Everyone but the sender still shares one batch string.
+    expect(c.raw[1]).toBe(b.raw[1]);
+    expect(b.raw[1]).toBe(batchJson([msg(2), msg(3)].map((m) => JSON.stringify(m))));
+    expect(sender.raw[1]).toBe(batchJson([msg(2), ack(3)].map((m) => JSON.stringify(m))));
+  });
+
+  it("replaceFor reaches its socket even when it is not (or no longer) a target", () => {
+    const a = new FakeSocket("a");
+    const gone = new FakeSocket("gone");
+    const targets: FakeSocket[] = [a];
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => targets, setTimer: timers.setTimer });
+    f.publish(msg(1), { replaceFor: { socket: gone, frame: ack(1) } });
+    expect(gone.frames()).toEqual([ack(1)]);
+    targets.push(gone);
+    f.publish(msg(2));
+    f.publish(msg(3), { replaceFor: { socket: gone, frame: ack(3) } });
+    targets.pop();
+    timers.tick();
+    // Not a target at flush: only what was meant for it alone.
+    expect(gone.frames()).toEqual([ack(1), ack(3)]);
+    expect(a.frames()).toEqual([msg(1), msg(2), msg(3)]);
+  });
+
+  it("unicast goes behind what is queued, or at once when nothing is, without opening a window", () => {
+    const a = new FakeSocket("a");
+    const b = new FakeSocket("b");
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => [a, b], setTimer: timers.setTimer });
+    f.unicast(a, ack(9));
+    expect(a.frames()).toEqual([ack(9)]);
+    expect(timers.pending).toBe(0);
+    f.publish(msg(1));
+    f.publish(msg(2));
+    f.unicast(a, ack(1));
+    expect(a.frames()).toEqual([ack(9), msg(1)]);
+    timers.tick();
+    expect(a.frames()).toEqual([ack(9), msg(1), msg(2), ack(1)]);
+    expect(b.frames()).toEqual([msg(1), msg(2)]);
+  });
+
+  it("delivers the same frames per socket, in the same order, batched or one by one, with replaced, excepted and unicast frames", () => {
+    const names = ["s0", "s1", "s2", "s3"];
+    type Op = { frame: ServerFrameMessage; to?: number; replace?: { at: number; frame: ServerFrameMessage }; except?: number };
+    const ops: Op[] = [];
+    for (let i = 1; i <= 60; i++) {
+      const k = i % names.length;
+      if (i % 7 === 0) ops.push({ frame: { type: "typing", userId: names[k], on: true, roomId: "r" }, except: k });
+      else if (i % 11 === 0) ops.push({ frame: ack(i), to: k });
+      else ops.push({ frame: msg(i), replace: { at: k, frame: ack(i) } });
+    }
+    const run = (tickEvery: number, maxBatch: number) => {
+      const socks = names.map((n) => new FakeSocket(n));
+      const t = manualTimers();
+      const f = new Fanout({ targets: () => socks, setTimer: t.setTimer, maxBatch });
+      ops.forEach((op, i) => {
+        if (op.to !== undefined) f.unicast(socks[op.to], op.frame);
+        else if (op.replace) f.publish(op.frame, { replaceFor: { socket: socks[op.replace.at], frame: op.replace.frame } });
+        else f.publish(op.frame, { except: op.except === undefined ? undefined : socks[op.except] });
+        if (i % tickEvery === tickEvery - 1) t.tick();
+      });
+      t.tick();
+      t.tick();
+      return socks;
+    };
+    const single = run(1, 200);
+    const batched = run(13, 8);
+    expect(batched[0].raw.length).toBeLessThan(single[0].raw.length);
+    expect(batched[0].raw.some((r) => r.startsWith('{"type":"batch"'))).toBe(true);
+    for (let k = 0; k < names.length; k++) {
+      expect(batched[k].frames(), names[k]).toEqual(single[k].frames());
+      // What each socket should see: its own ack in place of its message, nothing of its own typing.
+      const expected = ops.flatMap((op) => {
+        if (op.to !== undefined) return op.to === k ? [op.frame] : [];
+        if (op.replace) return [op.replace.at === k ? op.replace.frame : op.frame];
+        return op.except === k ? [] : [op.frame];
+      });
+      expect(single[k].frames(), names[k]).toEqual(expected);
+    }
   });
 
   it("with a zero window sends every frame at once", () => {

@@ -1,6 +1,14 @@
 /** parseClientMessage: every bad frame gets a specific code and message; good frames parse. */
 import { describe, expect, it } from "vitest";
-import { FRAME_MAX_BYTES, MEDIA_PER_MESSAGE_MAX, parseClientMessage, ServerMessage, TEXT_MAX } from "../../src/protocol";
+import {
+  FRAME_MAX_BYTES,
+  MEDIA_PER_MESSAGE_MAX,
+  parseClientMessage,
+  PRESENCE_IDS_PER_FRAME_MAX,
+  ServerMessage,
+  SYNC_CONVERSATIONS_MAX,
+  TEXT_MAX,
+} from "../../src/protocol";
 
 const bad = (raw: string | ArrayBuffer) => {
   const r = parseClientMessage(raw);
@@ -60,10 +68,35 @@ describe("parseClientMessage", () => {
   });
 });
 
+describe("inbox frame limits", () => {
+  it("caps presence ids per frame at 100 (D1 binds at most 100 parameters per query)", () => {
+    expect(PRESENCE_IDS_PER_FRAME_MAX).toBe(100);
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => `user-${i}`);
+    for (const type of ["subscribe_presence", "unsubscribe_presence"]) {
+      expect(parseClientMessage(JSON.stringify({ type, userIds: ids(100) })).ok).toBe(true);
+      expect(bad(JSON.stringify({ type, id: "s", userIds: ids(101) }))).toMatchObject({ id: "s", code: "bad_request", message: expect.stringMatching(/^userIds: /) });
+    }
+  });
+
+  it("caps the conversations of one sync at 100", () => {
+    const since = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`dm_${i.toString(16).padStart(32, "0")}`, i]));
+    expect(parseClientMessage(JSON.stringify({ type: "sync", since: since(SYNC_CONVERSATIONS_MAX) })).ok).toBe(true);
+    expect(bad(JSON.stringify({ type: "sync", id: 9, since: since(SYNC_CONVERSATIONS_MAX + 1) }))).toMatchObject({
+      id: 9,
+      code: "bad_request",
+      message: expect.stringMatching(/^since: at most 100 conversations/),
+    });
+  });
+});
+
 describe("server frames", () => {
   it("accept a batch of frames and refuse a batch inside a batch", () => {
     const message = { id: "m", roomId: "r", seq: 1, userId: "u", userName: "U", clientMsgId: "c", text: "hi", createdAt: 1 };
     expect(ServerMessage.safeParse({ type: "batch", frames: [{ type: "message", message }, { type: "pong" }] }).success).toBe(true);
     expect(ServerMessage.safeParse({ type: "batch", frames: [{ type: "batch", frames: [] }] }).success).toBe(false);
+  });
+
+  it("accept a sync ack that says more remains", () => {
+    expect(ServerMessage.parse({ type: "ack", id: "s", more: true })).toEqual({ type: "ack", id: "s", more: true });
   });
 });
