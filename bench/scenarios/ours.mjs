@@ -121,6 +121,9 @@ export async function presenceScenario(target, cfg) {
   let me = null;
   await settle(target.pgids);
   try {
+    // Only known users can be subscribed to (unknown ids read as offline and record nothing):
+    // the subject authenticates once first, which provisions it.
+    await apiJson(target, subject, "/api/me");
     for (let i = 0; i < cfg.subscribers; i++) {
       status(`${label}: subscribers ${i + 1}/${cfg.subscribers}`);
       const c = await inbox(target, `bench-sub${i}`);
