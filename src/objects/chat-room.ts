@@ -372,16 +372,22 @@ export class ChatRoom extends DurableObject<Env> {
    * Marks the socket joined and sends `room_state`, then, with `since`, the messages after it in seq
    * order, at most REPLAY_MAX of them. Reading the log and becoming a fan-out target happen in one
    * synchronous step, so no live message can fall between the replay and the live stream, nor arrive
-   * twice. A truncated replay says so in `room_state`; the socket is live from then on, and a later
-   * `join_room { since }` on it replays only what precedes its live stream (`liveFrom`).
+   * twice: the fan-out sends a new target only the frames published after it became one (frames
+   * still queued in the window from before are covered by `room_state` and the replay), so a join
+   * flushes nothing and a join storm keeps coalescing. A truncated replay says so in `room_state`;
+   * the socket is live from then on, and a later `join_room { since }` on it replays only what
+   * precedes its live stream (`liveFrom`).
    */
   private join(conn: Conn, since: number | undefined): void {
     const { ws, session: s } = conn;
-    // Frames queued before this join go only to the sockets that were joined when they were published.
-    this.fanout.flush();
     const wasJoined = s.joined;
     const announce = !wasJoined && !hasOtherJoined(this.sessions(), s.userId, s.connId);
-    if (!wasJoined) {
+    if (wasJoined) {
+      // Already live: what is queued for it goes out before the fresh room_state (rare: continuing a
+      // truncated replay).
+      this.fanout.flush();
+    } else {
+      this.fanout.addTarget(ws);
       s.joined = true;
       s.liveFrom = this.lastSeq;
       setSession(ws, s);
@@ -451,7 +457,8 @@ export class ChatRoom extends DurableObject<Env> {
     const { ws, session: s } = conn;
     if (!s.joined) return;
     // What was queued while the socket was a target (its own acks among it) goes out before it stops
-    // being one, and before the leave's own ack.
+    // being one, and before the leave's own ack. Only an explicit leave_room flushes: a socket that
+    // closes (a disconnect storm) just stops being a target.
     this.fanout.flush();
     s.joined = false;
     delete s.liveFrom;

@@ -14,6 +14,13 @@
  * own (`unicast`: a duplicate's `ack`). These take their place in the same queue, so whatever a
  * socket receives arrives in publish order: an `ack` never overtakes a message published before it.
  *
+ * Which queued frames a target gets depends on when it became one: every frame gets the next number
+ * of a publish counter, and `addTarget(socket)` records the counter for the socket. At flush a target
+ * gets only the frames published after that, so a socket that joins while a window is open receives
+ * none of the frames queued before (the state it is sent on joining already covers them), and the
+ * window goes on coalescing: joins need no flush. Targets whose view is the whole batch (the common
+ * case) share one string; a late target gets its own sub-batch, a single frame, or nothing.
+ *
  * No Cloudflare imports: sockets are anything with `send(string)`, timers are injectable.
  */
 import type { ServerFrameMessage } from "../protocol";
@@ -25,7 +32,11 @@ export interface FanoutSocket {
 
 /** Options of a {@link Fanout}. */
 export interface FanoutOptions<S extends FanoutSocket> {
-  /** The sockets a frame goes to, read at send time (so a socket that joined later is not sent older queued frames: call `flush()` first). */
+  /**
+   * The sockets a frame goes to, read at send time. A target gets the frames published after it was
+   * passed to `addTarget` (all queued frames, if it never was: e.g. sockets rebuilt after a wake-up,
+   * when nothing is queued).
+   */
   targets: () => Iterable<S>;
   /** How long the window stays open after a send, in ms. Default 5; 0 turns coalescing off (every frame sent at once). */
   windowMs?: number;
@@ -71,6 +82,8 @@ export type PublishJsonOptions<S> =
  * `json: null` is a frame for `socket` alone; `own: undefined` leaves `socket` out.
  */
 interface Pending<S> {
+  /** The publish counter's value for this frame: targets marked at or after it do not get `json`. */
+  n: number;
   json: string | null;
   socket?: S;
   own?: string;
@@ -85,6 +98,12 @@ export function batchJson(frames: readonly string[]): string {
 export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   private readonly opts: Required<Omit<FanoutOptions<S>, "onSendError">> & Pick<FanoutOptions<S>, "onSendError">;
   private pending: Pending<S>[] = [];
+  /** Publish counter: the number of the last frame published (or unicast). */
+  private published = 0;
+  /** Where each socket given to `addTarget` became a target (the counter then). In memory only, like the queue. */
+  private readonly since = new WeakMap<S, number>();
+  /** The highest mark in `since`: frames numbered above it go to every target. */
+  private lastMark = 0;
   /** True while a window is open (a timer is pending). */
   private open = false;
   readonly stats: FanoutStats = { frames: 0, singles: 0, batches: 0, sends: 0 };
@@ -98,6 +117,18 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
       },
       ...opts,
     };
+  }
+
+  /**
+   * Records that `socket` becomes a target now, before it appears in `targets()`: it will get the
+   * frames published from now on and none of those already queued (which the caller's state sent to
+   * it directly, e.g. a join's `room_state`, reflects). Frames addressed to it (`replaceFor`,
+   * `unicast`) reach it whenever they were published. Call it again when the socket becomes a target
+   * again after it stopped being one.
+   */
+  addTarget(socket: S): void {
+    this.since.set(socket, this.published);
+    this.lastMark = this.published;
   }
 
   /** Frames queued for the next flush. */
@@ -122,12 +153,13 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   /** As {@link publish}, with the frames already serialized. */
   publishJson(json: string, opts: PublishJsonOptions<S> = {}): void {
     this.stats.frames++;
+    const n = ++this.published;
     const p: Pending<S> =
       opts.replaceFor !== undefined
-        ? { json, socket: opts.replaceFor.socket, own: opts.replaceFor.json }
+        ? { n, json, socket: opts.replaceFor.socket, own: opts.replaceFor.json }
         : opts.except !== undefined
-          ? { json, socket: opts.except }
-          : { json };
+          ? { n, json, socket: opts.except }
+          : { n, json };
     if (!this.open) {
       this.stats.singles++;
       this.deliver(p);
@@ -144,17 +176,19 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   unicast(socket: S, frame: F): void {
     const json = JSON.stringify(frame);
     this.stats.frames++;
+    const n = ++this.published;
     if (this.pending.length === 0) {
       this.stats.singles++;
       this.sendTo(socket, json);
       return;
     }
-    this.enqueue({ json: null, socket, own: json });
+    this.enqueue({ n, json: null, socket, own: json });
   }
 
   /**
-   * Sends what is queued now, in order. Call before a socket starts or stops being a target (e.g.
-   * a join's replay), so queued frames reach only the sockets that were targets when published.
+   * Sends what is queued now, in order. Call before a socket stops being a target, so that it still
+   * gets what was published while it was one, or before sending a target something directly that
+   * must not overtake what is queued for it. (Becoming a target needs no flush: see `addTarget`.)
    */
   flush(): void {
     const batch = this.pending;
@@ -168,30 +202,42 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
     this.stats.batches++;
     const shared = batch.flatMap((p) => (p.json === null ? [] : [p.json]));
     const all = shared.length > 0 ? batchJson(shared) : null;
-    // Sockets named by some frame (excepted, replaced, unicast) get their own batch; everyone else
-    // shares one string. Rare but for the senders, of whom a window holds a few.
+    // Targets marked before the first queued frame see the whole batch; a later mark can only be one
+    // made during this window. Skips the per-socket lookup in the common case.
+    const marked = this.lastMark >= batch[0].n;
+    // Sockets named by some frame (excepted, replaced, unicast) get their own batch, and so do targets
+    // that became targets inside the window; everyone else shares one string. Rare but for the
+    // senders and the joiners, of whom a window holds a few.
     const own = new Set<S>();
     for (const p of batch) if (p.socket !== undefined) own.add(p.socket);
     for (const ws of this.opts.targets()) {
-      if (own.delete(ws)) this.sendFrames(ws, batch, true);
+      const from = marked ? this.sinceOf(ws) : 0;
+      if (own.delete(ws) || from >= batch[0].n) this.sendFrames(ws, batch, from);
       else if (all !== null) this.sendTo(ws, all);
     }
     // Named sockets that are not (or no longer) targets still get what was meant for them alone.
-    for (const ws of own) this.sendFrames(ws, batch, false);
+    for (const ws of own) this.sendFrames(ws, batch, null);
   }
 
-  /** `ws`'s share of a batch: its own frames, and, when it is a target, the frames for everyone. */
-  private sendFrames(ws: S, batch: readonly Pending<S>[], isTarget: boolean): void {
+  /**
+   * `ws`'s share of a batch: its own frames, and, when it is a target (`from`: where it became one),
+   * the frames for everyone published after it became one.
+   */
+  private sendFrames(ws: S, batch: readonly Pending<S>[], from: number | null): void {
     const mine: string[] = [];
     for (const p of batch) {
       if (p.socket === ws) {
         if (p.own !== undefined) mine.push(p.own);
-      } else if (isTarget && p.json !== null) {
+      } else if (from !== null && p.n > from && p.json !== null) {
         mine.push(p.json);
       }
     }
     if (mine.length === 1) this.sendTo(ws, mine[0]);
     else if (mine.length > 1) this.sendTo(ws, batchJson(mine));
+  }
+
+  private sinceOf(ws: S): number {
+    return this.since.get(ws) ?? 0;
   }
 
   private enqueue(p: Pending<S>): void {
@@ -205,11 +251,13 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
       return;
     }
     let named = false;
+    // Only a frame still queued can be older than some target's mark.
+    const marked = this.lastMark >= p.n;
     for (const ws of this.opts.targets()) {
       if (ws === p.socket) {
         named = true;
         if (p.own !== undefined) this.sendTo(ws, p.own);
-      } else {
+      } else if (!marked || this.sinceOf(ws) < p.n) {
         this.sendTo(ws, p.json);
       }
     }

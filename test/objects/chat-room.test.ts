@@ -155,6 +155,53 @@ describe("ChatRoom: messages", () => {
     bob.close();
   });
 
+  it("a join storm while messages flow: every joiner's stream after room_state is exactly the later messages, and the window keeps coalescing", async () => {
+    const room = await createRoom("join-storm");
+    const obs = await joined("observer", room);
+    const writer = await joined("writer", room);
+    await obs.waitFor((m) => m.type === "system" && m.userId === "writer");
+    for (let i = 1; i <= 3; i++) await sendText(writer, `w${i}`);
+    await obs.waitFor(delivers(3));
+    const n = 40;
+    const users = Array.from({ length: n }, (_, i) => `j${i}`);
+    const socks = await Promise.all(users.map((u) => connectWs(u, `/api/chat/rooms/${room}/ws`)));
+    const rawObs: string[] = [];
+    obs.ws.addEventListener("message", (ev) => {
+      rawObs.push(ev.data as string);
+    });
+    // One turn of the object: the 5 ms fan-out window stays open through every join and send. Each
+    // joiner sends right after joining; every third resumes with `since` instead.
+    const since = (i: number) => (i % 3 === 2 ? Math.max(0, i - 5) : undefined);
+    await runInDurableObject(stubOf(room), async (inst: ChatRoom, state) => {
+      const sock = (u: string) => state.getWebSockets().find((ws) => (ws.deserializeAttachment() as RoomSession).userId === u)!;
+      for (let i = 0; i < n; i++) {
+        await inst.webSocketMessage(sock(users[i]), JSON.stringify({ type: "join_room", since: since(i) }));
+        await inst.webSocketMessage(sock(users[i]), JSON.stringify({ type: "send_room_message", clientMsgId: `c${i}`, text: `t${i}` }));
+      }
+    });
+    const last = 3 + n;
+    await obs.waitFor(delivers(last));
+    for (const s of socks) await s.waitFor(delivers(last));
+    const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+    socks.forEach((s, i) => {
+      const at = s.frames.findIndex((f) => f.type === "room_state");
+      const state = s.frames[at] as RoomState;
+      const after = s.frames.slice(at + 1);
+      const seqs = deliveredOf({ ...s, frames: after }).map((m) => m.seq);
+      const from = since(i) === undefined ? state.lastSeq : since(i)!;
+      // room_state reflects every message before the join; the socket's own message is its ack.
+      expect(state.lastSeq, users[i]).toBe(3 + i);
+      expect(seqs, users[i]).toEqual(range(from + 1, last));
+      // It sees the joins that came after its own, in order, and none before.
+      expect(systemOf({ ...s, frames: after }), users[i]).toEqual(users.slice(i + 1).map((u) => `join:${u}`));
+    });
+    expect(deliveredOf(obs).map((m) => m.seq)).toEqual(range(1, last));
+    // Joins do not flush the window: the observer got the storm in a few WebSocket frames, not one
+    // (or more) per join.
+    expect(rawObs.length).toBeLessThanOrEqual(3);
+    [obs, writer, ...socks].forEach((s) => s.close());
+  });
+
   it("bounds one resume at REPLAY_MAX messages and says where to continue; continuing neither skips nor repeats", async () => {
     const room = await createRoom("huge-gap");
     const stub = stubOf(room);

@@ -126,6 +126,99 @@ describe("Fanout", () => {
     expect(late.frames()).toEqual([msg(4)]);
   });
 
+  it("a socket that becomes a target mid-window gets only the frames published after; earlier targets share one string", () => {
+    const a = new FakeSocket("a");
+    const b = new FakeSocket("b");
+    const late = new FakeSocket("late");
+    const targets = [a, b];
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => targets, setTimer: timers.setTimer });
+    f.publish(msg(1));
+    f.publish(msg(2));
+    f.publish(msg(3));
+    // No flush: the window stays open and keeps coalescing.
+    f.addTarget(late);
+    targets.push(late);
+    f.publish(msg(4));
+    f.publish(msg(5));
+    expect(f.queued).toBe(4);
+    timers.tick();
+    expect(a.frames()).toEqual([1, 2, 3, 4, 5].map(msg));
+    expect(b.raw[1]).toBe(a.raw[1]);
+    expect(a.raw[1]).toBe(batchJson([2, 3, 4, 5].map((i) => JSON.stringify(msg(i)))));
+    expect(late.frames()).toEqual([msg(4), msg(5)]);
+    expect(late.raw).toEqual([batchJson([4, 5].map((i) => JSON.stringify(msg(i))))]);
+    // One send per socket for the window, one shared batch.
+    expect(f.stats).toMatchObject({ batches: 1, sends: 2 + 3 });
+    // A target added after everything queued gets nothing of it, a single frame when one follows.
+    const later = new FakeSocket("later");
+    f.publish(msg(6));
+    f.publish(msg(7));
+    f.addTarget(later);
+    targets.push(later);
+    f.publish(msg(8));
+    timers.tick();
+    expect(later.raw).toEqual([JSON.stringify(msg(8))]);
+    expect(late.frames()).toEqual([4, 5, 6, 7, 8].map(msg));
+    // A lone queued frame (flushed without a batch) skips a target added after it too.
+    const last = new FakeSocket("last");
+    timers.tick();
+    f.publish(msg(9));
+    f.publish(msg(10));
+    f.addTarget(last);
+    targets.push(last);
+    timers.tick();
+    expect(last.raw).toEqual([]);
+    expect(a.frames().at(-1)).toEqual(msg(10));
+  });
+
+  it("a join storm inside one window: each joiner gets the frames after its join (its own announcement excepted), sent once per window", () => {
+    const old = [new FakeSocket("o1"), new FakeSocket("o2")];
+    const joiners = Array.from({ length: 20 }, (_, i) => new FakeSocket(`j${i}`));
+    const targets: FakeSocket[] = [...old];
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => targets, setTimer: timers.setTimer });
+    const joinFrame = (i: number): ServerFrameMessage => ({ type: "system", roomId: "r", event: "join", userId: `j${i}`, name: `j${i}`, at: i });
+    f.publish(msg(1));
+    joiners.forEach((j, i) => {
+      f.addTarget(j);
+      targets.push(j);
+      f.publish(joinFrame(i), { except: j });
+      f.publish(msg(i + 2));
+    });
+    timers.tick();
+    // The old sockets got every frame, in two sends (the first frame alone, then one shared batch).
+    const everything = [msg(1), ...joiners.flatMap((_, i) => [joinFrame(i), msg(i + 2)])];
+    for (const o of old) {
+      expect(o.frames()).toEqual(everything);
+      expect(o.raw).toHaveLength(2);
+    }
+    expect(old[1].raw[1]).toBe(old[0].raw[1]);
+    joiners.forEach((j, i) => {
+      expect(j.frames(), j.name).toEqual([msg(i + 2), ...joiners.slice(i + 1).flatMap((_, k) => [joinFrame(i + 1 + k), msg(i + 3 + k)])]);
+      expect(j.raw, j.name).toHaveLength(1);
+    });
+    expect(f.stats.sends).toBe(2 + 2 + joiners.length);
+  });
+
+  it("a target added mid-window still gets what is addressed to it, in publish order", () => {
+    const a = new FakeSocket("a");
+    const s = new FakeSocket("s");
+    const targets = [a];
+    const timers = manualTimers();
+    const f = new Fanout({ targets: () => targets, setTimer: timers.setTimer });
+    f.publish(msg(1));
+    f.publish(msg(2));
+    f.unicast(s, ack(0));
+    f.addTarget(s);
+    targets.push(s);
+    f.publish(msg(3), { replaceFor: { socket: s, frame: ack(3) } });
+    f.publish(msg(4));
+    timers.tick();
+    expect(s.frames()).toEqual([ack(0), ack(3), msg(4)]);
+    expect(a.frames()).toEqual([1, 2, 3, 4].map(msg));
+  });
+
   it("leaves out the excepted socket, also inside batches", () => {
     const a = new FakeSocket("a");
     const b = new FakeSocket("b");
@@ -219,9 +312,17 @@ describe("Fanout", () => {
     }
     const run = (tickEvery: number, maxBatch: number) => {
       const socks = names.map((n) => new FakeSocket(n));
+      // Late sockets become targets along the way; they only ever get the frames published after.
+      const lates = [9, 23, 24, 41].map((at) => ({ at, sock: new FakeSocket(`late${at}`) }));
+      const targets = [...socks];
       const t = manualTimers();
-      const f = new Fanout({ targets: () => socks, setTimer: t.setTimer, maxBatch });
+      const f = new Fanout({ targets: () => targets, setTimer: t.setTimer, maxBatch });
       ops.forEach((op, i) => {
+        for (const l of lates)
+          if (l.at === i) {
+            f.addTarget(l.sock);
+            targets.push(l.sock);
+          }
         if (op.to !== undefined) f.unicast(socks[op.to], op.frame);
         else if (op.replace) f.publish(op.frame, { replaceFor: { socket: socks[op.replace.at], frame: op.replace.frame } });
         else f.publish(op.frame, { except: op.except === undefined ? undefined : socks[op.except] });
@@ -229,10 +330,15 @@ describe("Fanout", () => {
       });
       t.tick();
       t.tick();
-      return socks;
+      return { socks, lates };
     };
-    const single = run(1, 200);
-    const batched = run(13, 8);
+    const { socks: single, lates: singleLates } = run(1, 200);
+    const { socks: batched, lates: batchedLates } = run(13, 8);
+    batchedLates.forEach((l, k) => {
+      expect(l.sock.frames(), l.sock.name).toEqual(singleLates[k].sock.frames());
+      const later = ops.slice(l.at).flatMap((op) => (op.to !== undefined ? [] : [op.frame]));
+      expect(l.sock.frames(), l.sock.name).toEqual(later);
+    });
     expect(batched[0].raw.length).toBeLessThan(single[0].raw.length);
     expect(batched[0].raw.some((r) => r.startsWith('{"type":"batch"'))).toBe(true);
     for (let k = 0; k < names.length; k++) {
