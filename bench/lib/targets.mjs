@@ -2,11 +2,11 @@
 // our service (`wrangler dev`, fresh migrated and seeded state), the bare broadcast Durable Object
 // (its own `wrangler dev -c bench/bare/wrangler.toml`), and the socket.io peer in one process or in
 // two processes joined by @socket.io/redis-adapter on a private `redis-server`.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ROOT, prepareLocalDb, wranglerSync } from "../../scripts/lib/wrangler.mjs";
+import { ROOT, answersHealth, prepareLocalDb, spawnGroup, wranglerSync } from "../../scripts/lib/wrangler.mjs";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openSocket } from "./clients.mjs";
 import { PING_FRAME } from "../../src/protocol.ts";
@@ -27,56 +27,6 @@ const NODE = process.execPath;
 if (!(process.env.PATH ?? "").startsWith(path.dirname(NODE))) process.env.PATH = `${path.dirname(NODE)}${path.delimiter}${process.env.PATH ?? ""}`;
 const WRANGLER = path.join(ROOT, "node_modules", ".bin", "wrangler");
 
-/** Spawns a detached child (its own process group, so CPU and memory are measured for the whole group). */
-function spawnGroup(cmd, args, { readyLine, timeoutMs = 60_000, env = {} } = {}) {
-  const child = spawn(cmd, args, {
-    cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  let output = "";
-  let exited = null;
-  const onData = (d) => {
-    output += d;
-    if (output.length > 100_000) output = output.slice(-50_000);
-  };
-  child.stdout.on("data", onData);
-  child.stderr.on("data", onData);
-  child.on("exit", (code) => (exited = code ?? -1));
-  const stop = async () => {
-    if (exited !== null) return;
-    try {
-      process.kill(-child.pid, "SIGTERM");
-    } catch {}
-    const t0 = Date.now();
-    while (exited === null && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
-    if (exited === null) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {}
-    }
-  };
-  const ready = (async () => {
-    const t0 = Date.now();
-    while (Date.now() - t0 < timeoutMs) {
-      if (exited !== null) throw new Error(`${path.basename(cmd)} exited with ${exited}:\n${output.slice(-3000)}`);
-      if (await readyLine(output)) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await stop();
-    throw new Error(`${path.basename(cmd)} was not ready within ${timeoutMs} ms:\n${output.slice(-3000)}`);
-  })();
-  return { pid: child.pid, stop, ready, output: () => output };
-}
-
-const healthy = (url) => async () => {
-  try {
-    return (await fetch(`${url}/health`)).ok;
-  } catch {
-    return false;
-  }
-};
 
 /** Where `redis-server` is, or null. */
 export function findRedis() {
@@ -107,7 +57,7 @@ export const TARGETS = {
       const p = spawnGroup(
         WRANGLER,
         ["dev", "-c", path.join(work, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", ...vars],
-        { readyLine: healthy(url) },
+        { isReady: answersHealth(url) },
       );
       try {
         await p.ready;
@@ -150,7 +100,7 @@ export const TARGETS = {
       const p = spawnGroup(
         WRANGLER,
         ["dev", "-c", "bench/bare/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false"],
-        { readyLine: healthy(url) },
+        { isReady: answersHealth(url) },
       );
       await p.ready;
       return {
@@ -185,7 +135,7 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
       const bin = findRedis();
       if (!bin) throw new Error(REDIS_HINT);
       const r = spawnGroup(bin, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-        readyLine: (out) => out.includes("Ready to accept connections"),
+        isReady: (out) => out.includes("Ready to accept connections"),
       });
       procs.push(r);
       await r.ready;
@@ -196,7 +146,7 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
       dirs.push(dir);
       const args = ["--disable-warning=ExperimentalWarning", "--expose-gc", "bench/peers/socketio-server.mjs", "--port", String(port), "--db", path.join(dir, "chat.sqlite")];
       if (processes > 1) args.push("--redis", String(redisPort));
-      const p = spawnGroup(NODE, args, { readyLine: (out) => out.includes(`listening ${port}`) });
+      const p = spawnGroup(NODE, args, { isReady: (out) => out.includes(`listening ${port}`) });
       procs.push(p);
       await p.ready;
     }

@@ -22,20 +22,18 @@ export function prepareLocalDb({ persistTo, quiet = false } = {}) {
 }
 
 /**
- * Starts `wrangler dev` on 127.0.0.1:`port` and resolves once /health answers.
- * Returns { url, stop }. Output goes to `log` (a function) when given.
+ * Spawns a detached child in its own process group (so it and everything it starts can be measured and
+ * stopped together) and resolves `ready` once `isReady(output)` holds. Returns { pid, ready, stop, output }.
  */
-export async function startDev({ port = 8787, persistTo, vars = {}, log, timeoutMs = 60_000 } = {}) {
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false"];
-  if (persistTo) args.push("--persist-to", persistTo);
-  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const child = spawn(WRANGLER, args, {
+export function spawnGroup(cmd, args, { isReady, timeoutMs = 60_000, env = {}, log } = {}) {
+  const child = spawn(cmd, args, {
     cwd: ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", ...env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
   let output = "";
+  let exited = null;
   const onData = (d) => {
     output += d;
     if (output.length > 200_000) output = output.slice(-100_000);
@@ -43,10 +41,7 @@ export async function startDev({ port = 8787, persistTo, vars = {}, log, timeout
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
-  let exited = null;
-  child.on("exit", (code) => (exited = code));
-
-  const url = `http://127.0.0.1:${port}`;
+  child.on("exit", (code) => (exited = code ?? -1));
   const stop = async () => {
     if (exited !== null) return;
     try {
@@ -60,15 +55,38 @@ export async function startDev({ port = 8787, persistTo, vars = {}, log, timeout
       } catch {}
     }
   };
-  const t0 = Date.now();
-  while (Date.now() - t0 < timeoutMs) {
-    if (exited !== null) throw new Error(`wrangler dev exited with ${exited}:\n${output}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) return { url, stop, output: () => output, pid: child.pid };
-    } catch {}
-    await new Promise((r) => setTimeout(r, 200));
+  const ready = (async () => {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      if (exited !== null) throw new Error(`${path.basename(cmd)} exited with ${exited}:\n${output.slice(-3000)}`);
+      if (await isReady(output)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await stop();
+    throw new Error(`${path.basename(cmd)} was not ready within ${timeoutMs} ms:\n${output.slice(-3000)}`);
+  })();
+  return { pid: child.pid, ready, stop, output: () => output };
+}
+
+/** A readiness check: the service at `url` answers GET /health. */
+export const answersHealth = (url) => async () => {
+  try {
+    return (await fetch(`${url}/health`)).ok;
+  } catch {
+    return false;
   }
-  await stop();
-  throw new Error(`wrangler dev did not answer /health within ${timeoutMs} ms:\n${output}`);
+};
+
+/**
+ * Starts `wrangler dev` on 127.0.0.1:`port` and resolves once /health answers.
+ * Returns { url, stop, output, pid }. Output goes to `log` (a function) when given.
+ */
+export async function startDev({ port = 8787, persistTo, vars = {}, log, timeoutMs = 60_000 } = {}) {
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false"];
+  if (persistTo) args.push("--persist-to", persistTo);
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const url = `http://127.0.0.1:${port}`;
+  const p = spawnGroup(WRANGLER, args, { isReady: answersHealth(url), timeoutMs, log });
+  await p.ready;
+  return { url, stop: p.stop, output: p.output, pid: p.pid };
 }
