@@ -20,7 +20,6 @@ import { SignJWT } from "jose";
 import { DEV_JWT_SECRET } from "../src/dev-secret.ts";
 import {
   ACTIVE_WINDOW_MS,
-  EARTH_RADIUS_KM,
   SUGGEST_RADIUS_KM,
   cellOf,
   coverCells,
@@ -31,6 +30,7 @@ import {
   unitVector,
 } from "../src/geo.ts";
 import { ROOT, prepareLocalDb, startDev, wranglerSync } from "../scripts/lib/wrangler.mjs";
+import { destination, rng } from "../test/unit/geo-fixtures.ts";
 
 // wrangler's shebang runs `node` from PATH: make it this Node (22, from node_modules), not the system's.
 process.env.PATH = `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`;
@@ -64,27 +64,8 @@ const CITIES = [
   ["Honolulu", 21.31, -157.86],
 ].map(([name, lat, lon]) => ({ name, lat, lon }));
 
-/** mulberry32: seeded, so every run loads the same data. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded, so every run loads the same data; the same PRNG and formula the geo tests use.
 const rand = rng(7);
-
-function destination(lat, lon, km, bearing) {
-  const d = km / EARTH_RADIUS_KM;
-  const p1 = (lat * Math.PI) / 180;
-  const l1 = (lon * Math.PI) / 180;
-  const p2 = Math.asin(Math.sin(p1) * Math.cos(d) + Math.cos(p1) * Math.sin(d) * Math.cos(bearing));
-  const l2 = l1 + Math.atan2(Math.sin(bearing) * Math.sin(d) * Math.cos(p1), Math.cos(d) - Math.sin(p1) * Math.sin(p2));
-  return { lat: (p2 * 180) / Math.PI, lon: normalizeLon((l2 * 180) / Math.PI) };
-}
 
 function uniformPoint() {
   return { lat: (Math.asin(2 * rand() - 1) * 180) / Math.PI, lon: rand() * 360 - 180 };
