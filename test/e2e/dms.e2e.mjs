@@ -177,14 +177,15 @@ test("a client that dies without closing is swept and shown offline", async (t) 
     const bob = uid("bob");
     await api(sweepServer.url, bob, "/api/me");
     const w = await connect(sweepServer.wsUrl, watcher, "/api/chat/ws");
-    w.send({ type: "subscribe_presence", id: "s", userIds: [bob] });
-    await w.waitFor((m) => m.type === "ack" && m.id === "s");
-    const silent = await silentClient(SWEEP_PORT, bob);
-    const t0 = Date.now();
-    await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "online");
-    // The watcher keeps itself alive with the auto-answered ping while it waits.
+    // The watcher keeps itself alive with the auto-answered ping from the moment it is connected:
+    // with so short a timeout, a sweep could otherwise take the watcher itself.
     const keepAlive = setInterval(() => w.send({ type: "ping" }), SWEEP_TIMEOUT_MS / 4);
     try {
+      w.send({ type: "subscribe_presence", id: "s", userIds: [bob] });
+      await w.waitFor((m) => m.type === "ack" && m.id === "s");
+      const silent = await silentClient(SWEEP_PORT, bob);
+      const t0 = Date.now();
+      await w.waitFor((m) => m.type === "presence" && m.userId === bob && m.status === "online");
       const mark = w.frames.length;
       const off = await w.waitFor(
         (m) => m.type === "presence" && m.userId === bob && m.status === "offline" && w.frames.lastIndexOf(m) >= mark,
@@ -192,10 +193,10 @@ test("a client that dies without closing is swept and shown offline", async (t) 
       );
       assert.ok(off.lastSeen >= t0);
       t.diagnostic(`killed client to offline: ${Date.now() - t0} ms with PRESENCE_TIMEOUT_MS=${SWEEP_TIMEOUT_MS}`);
+      silent.destroy();
     } finally {
       clearInterval(keepAlive);
     }
-    silent.destroy();
     w.close();
   } finally {
     await sweepServer.stop();

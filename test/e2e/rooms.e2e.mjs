@@ -115,10 +115,18 @@ test("clients in a room chat in seq order, with presence, resume and history", a
   bob2.close();
 });
 
-test("a flooding client is refused with retryAfterMs and then closed with 1008", async () => {
+test("a flooding client is refused with retryAfterMs and then closed with 1008", { timeout: 30_000 }, async () => {
   const s = await join("flood", "random");
   const code = closedCode(s.ws);
-  for (let i = 0; i < 300; i++) s.send({ type: "typing", id: i, on: true });
+  // 50 refusals in a row close the socket; a stall long enough to refill a token resets the count,
+  // so keep flooding until the server closes, within a deadline.
+  const deadline = Date.now() + 15_000;
+  let sent = 0;
+  while (s.ws.readyState === WebSocket.OPEN) {
+    assert.ok(Date.now() < deadline, `still open after flooding ${sent} frames for 15 s`);
+    for (let k = 0; k < 100; k++) s.send({ type: "typing", id: sent++, on: true });
+    await sleep(20);
+  }
   const limited = await s.waitFor((m) => m.type === "error" && m.code === "rate_limited");
   assert.ok(limited.retryAfterMs > 0);
   assert.equal(await code, 1008);

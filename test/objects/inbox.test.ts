@@ -190,7 +190,7 @@ describe("Inbox object", () => {
     expect(await res.json()).toMatchObject({ error: { code: "rate_limited" } });
     // Room for one more once a socket goes.
     socks[0].close();
-    await vi.waitFor(async () => expect(await runInDurableObject(inboxStub(env, alice), (_i: Inbox, state) => state.getWebSockets().length)).toBe(INBOX_SOCKETS_MAX - 1));
+    await vi.waitFor(async () => expect(await runInDurableObject(inboxStub(env, alice), (_i: Inbox, state) => state.getWebSockets().length)).toBe(INBOX_SOCKETS_MAX - 1), { timeout: 5000 });
     const again = await inbox(alice);
     await roundTrip(again);
     again.close();

@@ -37,12 +37,13 @@ export function closed(ws: WebSocket): Promise<number> {
 export async function untilRoom(
   roomId: string,
   pred: (snap: Awaited<ReturnType<ChatRoom["snapshot"]>>) => boolean,
-  tries = 200,
+  timeoutMs = 10_000,
 ): Promise<void> {
-  for (let i = 0; i < tries; i++) {
+  const deadline = Date.now() + timeoutMs;
+  do {
     if (pred(await stubOf(roomId).snapshot())) return;
     await new Promise((r) => setTimeout(r, 10));
-  }
+  } while (Date.now() < deadline);
   throw new Error(`room ${roomId} never reached the expected state: ${JSON.stringify(await stubOf(roomId).snapshot())}`);
 }
 

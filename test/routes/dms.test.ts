@@ -17,6 +17,11 @@ async function conversations(user: string): Promise<ConversationSummary[]> {
   return ((await res.json()) as { conversations: ConversationSummary[] }).conversations;
 }
 
+/** Resolves once Date.now() is past `ms` (in workerd the clock moves across I/O, such as a timer). */
+async function pastMs(ms: number): Promise<void> {
+  while (Date.now() <= ms) await new Promise((r) => setTimeout(r, 1));
+}
+
 async function history(user: string, conversationId: string, query = ""): Promise<{ status: number; body: { messages: DmMessage[]; nextBefore: number | null } }> {
   const res = await api(user, `/api/chat/dms/${conversationId}/messages${query}`);
   return { status: res.status, body: (await res.json()) as { messages: DmMessage[]; nextBefore: number | null } };
@@ -181,11 +186,13 @@ describe("direct messages", () => {
     expect((await api(alice, "/api/chat/dms", { method: "POST", json: { userId: alice } })).status).toBe(400);
     expect((await api(alice, "/api/chat/dms", { method: "POST", json: { userId: "bad id!" } })).status).toBe(400);
 
+    // The list is ordered by the last message's ms, then by id: each send waits for the clock to pass
+    // the previous message's createdAt, so two sends never share a millisecond.
     const a = await inbox(alice);
-    await sendDm(a, carol, "to carol");
-    await sendDm(a, bob, "to bob");
+    await pastMs(ackedMessage(await sendDm(a, carol, "to carol")).createdAt);
+    await pastMs(ackedMessage(await sendDm(a, bob, "to bob")).createdAt);
     expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([bob, carol]);
-    await sendDm(a, carol, "carol again");
+    await pastMs(ackedMessage(await sendDm(a, carol, "carol again")).createdAt);
     expect((await conversations(alice)).map((c) => c.peer.id)).toEqual([carol, bob]);
 
     // Paged with a cursor.

@@ -283,8 +283,9 @@ describe("suggestion notifications", () => {
     const sock = await connectWs("sg-inbox-loc", `/api/chat/ws?lat=${LYON.lat}&lon=${LYON.lon}`);
     try {
       // recordLocation runs beside the upgrade (waitUntil); wait for the row rather than a time.
+      const deadline = Date.now() + 10_000;
       let stored = await storedLocation(env, "sg-inbox-loc");
-      for (let i = 0; i < 100 && !stored; i++) {
+      while (!stored && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         stored = await storedLocation(env, "sg-inbox-loc");
       }
