@@ -1,10 +1,12 @@
 /**
  * Bare broadcast Durable Object: the floor the benchmark compares the chat service against.
  * `GET /rooms/:id/ws` upgrades into the room's object (one per id, like ChatRoom); every text frame
- * received is sent as is to every socket of the room, the sender included. Hibernatable sockets, like
- * the service, so the per-send cost of the runtime is the same; nothing else is done.
+ * received is sent as is to every socket of the room, the sender included. Hibernatable sockets and
+ * uncompressed frames, like the service, so the per-send cost of the runtime is the same; nothing
+ * else is done.
  */
 import { DurableObject } from "cloudflare:workers";
+import { upgradeHeaders } from "../../src/objects/upgrade";
 
 interface BareEnv {
   BARE_ROOM: DurableObjectNamespace<BareRoom>;
@@ -14,7 +16,9 @@ export class BareRoom extends DurableObject<BareEnv> {
   override async fetch(request: Request): Promise<Response> {
     const pair = new WebSocketPair();
     this.ctx.acceptWebSocket(pair[1]);
-    return new Response(null, { status: 101, webSocket: pair[0] });
+    // The same transport as the service: no permessage-deflate (see src/objects/upgrade.ts), so the
+    // floor measures the runtime's per-send cost, not compression.
+    return new Response(null, { status: 101, webSocket: pair[0], headers: upgradeHeaders(null, "off") });
   }
 
   override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {

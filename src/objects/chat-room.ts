@@ -34,6 +34,7 @@ import { Fanout } from "./fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession, sweep } from "./presence";
 import { type BucketConfig, fullBucket, take } from "./rate-limit";
 import { getSession, setSession } from "./session";
+import { upgradeHeaders } from "./upgrade";
 
 /**
  * Headers the Worker route sets on the request it forwards to the room, overwriting any the client
@@ -206,8 +207,7 @@ export class ChatRoom extends DurableObject<Env> {
       setSession(server, session);
       this.conns.set(session.connId, { ws: server, session });
       this.scheduleAlarm(now + this.presenceTimeoutMs + 1);
-      const headers = protocol ? { "Sec-WebSocket-Protocol": protocol } : undefined;
-      return new Response(null, { status: 101, webSocket: client, headers });
+      return new Response(null, { status: 101, webSocket: client, headers: upgradeHeaders(protocol, this.env.WS_COMPRESSION) });
     } catch (err) {
       this.log("upgrade failed", err);
       return errorResponse(new ApiError({ code: "internal", message: "Internal error." }));

@@ -24,6 +24,7 @@ import type { BaseSession } from "./session";
 import { chosenOnConnect, HIDDEN, publicView, sameView, sweepPlan } from "./status";
 import type { ChosenStatus, OwnStatus, StatusView } from "./status";
 import { inboxStub } from "./stubs";
+import { upgradeHeaders } from "./upgrade";
 
 /** Trusted headers the Worker sets on the upgrade it forwards here (client values are overwritten). */
 export const INBOX_HEADERS = {
@@ -284,9 +285,7 @@ export class Inbox extends DurableObject<Env> {
       }
       // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
       void this.publishStatus().catch((err) => this.log("publish on connect", err));
-      const headers = new Headers();
-      const protocol = request.headers.get(INBOX_HEADERS.protocol);
-      if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
+      const headers = upgradeHeaders(request.headers.get(INBOX_HEADERS.protocol), this.env.WS_COMPRESSION);
       return new Response(null, { status: 101, webSocket: client, headers });
     } catch (err) {
       this.log("upgrade", err);

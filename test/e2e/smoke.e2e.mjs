@@ -1,7 +1,8 @@
-// Smoke against a real `wrangler dev`: readiness and a token-authenticated request.
+// Smoke against a real `wrangler dev`: readiness, a token-authenticated request, the sockets' transport.
 import assert from "node:assert/strict";
+import { connect as connectTcp } from "node:net";
 import { after, before, test } from "node:test";
-import { api, startServer } from "./lib.mjs";
+import { api, startServer, token } from "./lib.mjs";
 
 let server;
 before(async () => {
@@ -25,4 +26,40 @@ test("a token-authenticated request answers as the token's user", async () => {
   const anon = await api(server.url, null, "/api/me");
   assert.equal(anon.status, 401);
   assert.equal(anon.body.error.code, "unauthorized");
+});
+
+/** The head of the server's answer to a raw WebSocket upgrade that offers permessage-deflate, as browsers do. */
+function upgradeHead(base, path, tok) {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const s = connectTcp(Number(port), hostname, () =>
+      s.write(
+        `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+          `Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n` +
+          `Sec-WebSocket-Protocol: edge-chat, bearer.${tok}\r\n\r\n`,
+      ),
+    );
+    let head = "";
+    s.on("data", (d) => {
+      head += String(d);
+      const end = head.indexOf("\r\n\r\n");
+      if (end >= 0) {
+        s.destroy();
+        resolve(head.slice(0, end).toLowerCase());
+      }
+    });
+    s.on("error", reject);
+    setTimeout(() => reject(new Error(`no answer to the upgrade of ${path}`)), 10_000).unref();
+  });
+}
+
+test("room and inbox sockets negotiate no compression by default (WS_COMPRESSION=off)", async () => {
+  const tok = await token("alice");
+  for (const path of ["/api/chat/rooms/general/ws", "/api/chat/ws"]) {
+    const head = await upgradeHead(server.url, path, tok);
+    assert.match(head, /^http\/1\.1 101/, head);
+    assert.match(head, /sec-websocket-protocol: edge-chat/, head);
+    assert.doesNotMatch(head, /sec-websocket-extensions/, `${path} negotiated an extension:\n${head}`);
+  }
 });
