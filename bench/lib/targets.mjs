@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { ROOT, answersHealth, prepareLocalDb, spawnGroup, wranglerSync } from "../../scripts/lib/wrangler.mjs";
+import { ROOT, answersHealth, assertPortFree, prepareLocalDb, spawnGroup, wranglerSync } from "../../scripts/lib/wrangler.mjs";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openSocket } from "./clients.mjs";
 import { PING_FRAME } from "../../src/protocol.ts";
@@ -40,6 +40,7 @@ export const TARGETS = {
   ours: {
     label: "edge-chat (ours)",
     async start() {
+      await assertPortFree(PORTS.ours);
       // A snapshot of the code, not `wrangler dev src/index.ts`: wrangler dev reloads on every source
       // change, dropping every socket, and the tree is edited while benchmarks run. So: bundle now
       // (as `npm run build` does), run that bundle with no_bundle, state fresh, migrated and seeded.
@@ -95,6 +96,7 @@ export const TARGETS = {
     label: "bare Durable Object",
     async start() {
       const port = PORTS.bare;
+      await assertPortFree(port);
       const persistTo = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-bare-"));
       const url = `http://127.0.0.1:${port}`;
       const p = spawnGroup(

@@ -1,5 +1,6 @@
 // Starts and stops `wrangler dev` for the dev script, the e2e tests and the benchmarks.
 import { spawn, spawnSync } from "node:child_process";
+import { connect } from "node:net";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
@@ -68,6 +69,23 @@ export function spawnGroup(cmd, args, { isReady, timeoutMs = 60_000, env = {}, l
   return { pid: child.pid, ready, stop, output: () => output };
 }
 
+/**
+ * Throws when something already listens on 127.0.0.1:`port`. A server left over from an earlier run
+ * would otherwise pass the readiness check in place of the one being started, and be measured or
+ * tested instead of it.
+ */
+export async function assertPortFree(port) {
+  const inUse = await new Promise((resolve) => {
+    const s = connect(port, "127.0.0.1");
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+  if (inUse) throw new Error(`port ${port} on 127.0.0.1 is already in use (a server left from an earlier run?); stop it first`);
+}
+
 /** A readiness check: the service at `url` answers GET /health. */
 export const answersHealth = (url) => async () => {
   try {
@@ -86,6 +104,7 @@ export async function startDev({ port = 8787, persistTo, vars = {}, log, timeout
   if (persistTo) args.push("--persist-to", persistTo);
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const url = `http://127.0.0.1:${port}`;
+  await assertPortFree(port);
   const p = spawnGroup(WRANGLER, args, { isReady: answersHealth(url), timeoutMs, log });
   await p.ready;
   return { url, stop: p.stop, output: p.output, pid: p.pid };

@@ -2,12 +2,15 @@
 // accounting against a real server (the socket.io peer, the fastest to start), and the report's
 // verdicts and chart. The scenarios themselves run in CI through `npm run bench:smoke`.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:net";
 import { after, before, test } from "node:test";
 import { openMany } from "../../bench/lib/clients.mjs";
 import { roomRun } from "../../bench/lib/loadgen.mjs";
 import { markerText, nowMicros, scanMarkers } from "../../bench/lib/marker.mjs";
 import { checks, svgChart, tableRows } from "../../bench/lib/report.mjs";
 import { startSocketIo } from "../../bench/lib/targets.mjs";
+import { assertPortFree } from "../../scripts/lib/wrangler.mjs";
 
 test("markers are found in plain and batch frames; an ack's copy is labelled ack", () => {
   const t = nowMicros();
@@ -81,4 +84,17 @@ test("report: ratios become verdicts with the shortfall, and the chart has a lin
   const svg = svgChart(results);
   assert.equal(svg.match(/<polyline/g).length, 3);
   assert.ok(tableRows(results).some((r) => r[0].startsWith("max sustained") && r[5] === "2.50×"));
+});
+
+test("a target is not started on a port that already answers: the old server would be measured instead", async () => {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address();
+  try {
+    await assert.rejects(assertPortFree(port), new RegExp(`port ${port} .*already in use`));
+  } finally {
+    server.close();
+  }
+  await once(server, "close");
+  await assertPortFree(port);
 });
