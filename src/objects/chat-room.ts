@@ -92,6 +92,8 @@ interface Conn {
 export class ChatRoom extends DurableObject<Env> {
   /** Open sockets by connection id; rebuilt from attachments on wake-up. */
   private readonly conns = new Map<string, Conn>();
+  /** The same connections by socket object, for the per-frame lookup; misses fall back to the attachment. */
+  private readonly connByWs = new WeakMap<WebSocket, Conn>();
   private readonly fanout: Fanout<WebSocket>;
   private readonly bucketCfg: BucketConfig;
   private readonly abuseLimit: number;
@@ -469,21 +471,22 @@ export class ChatRoom extends DurableObject<Env> {
   private async sendMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>): Promise<void> {
     const { ws, session: s } = conn;
     if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
-    const first = this.findSent(s.userId, msg.clientMsgId);
-    // Through the fan-out queue: this ack carries a seq, so it must not overtake frames still queued for this socket.
-    if (first) return this.fanout.unicast(ws, { type: "ack", id: msg.id, message: first, duplicate: true });
+    const withMedia = msg.mediaIds !== undefined && msg.mediaIds.length > 0;
+    // A resend gets the first ack. A send with media looks before claiming it, so a resend claims
+    // nothing; a plain send finds out from its insert (below): one statement on the hot path, not two.
+    if (withMedia) {
+      const first = this.findSent(s.userId, msg.clientMsgId);
+      if (first) return this.ackDuplicate(ws, msg.id, first);
+    }
     if (msg.replyTo !== undefined) {
       const target = this.ctx.storage.sql.exec("SELECT 1 FROM messages WHERE id = ?", msg.replyTo).toArray();
       if (target.length === 0) return this.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
     }
     let media: MediaDescriptor[] | undefined;
-    if (msg.mediaIds !== undefined && msg.mediaIds.length > 0) {
-      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds, { kind: "room", roomId: this.roomId ?? "" });
+    if (withMedia) {
+      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds ?? [], { kind: "room", roomId: this.roomId ?? "" });
       if (!claimed.ok) return this.sendError(ws, msg.id, claimed.code, claimed.message);
       media = claimed.media;
-      // Other frames ran while the claim awaited D1: the same send may have been stored meanwhile.
-      const raced = this.findSent(s.userId, msg.clientMsgId);
-      if (raced) return this.fanout.unicast(ws, { type: "ack", id: msg.id, message: raced, duplicate: true });
     }
     // From here to the publish nothing awaits, so seq order is storage order is delivery order.
     const message: RoomMessage = {
@@ -498,9 +501,10 @@ export class ChatRoom extends DurableObject<Env> {
       replyTo: msg.replyTo,
       createdAt: Date.now(),
     };
-    this.ctx.storage.sql.exec(
+    const { rowsWritten } = this.ctx.storage.sql.exec(
       `INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, media, reply_to, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, client_msg_id) DO NOTHING`,
       message.seq,
       message.id,
       message.userId,
@@ -511,6 +515,12 @@ export class ChatRoom extends DurableObject<Env> {
       message.replyTo ?? null,
       message.createdAt,
     );
+    if (rowsWritten === 0) {
+      // Stored before: a resend, or (with media) a send that raced this one while its claim awaited D1.
+      const first = this.findSent(s.userId, msg.clientMsgId);
+      if (first) return this.ackDuplicate(ws, msg.id, first);
+      throw new Error("insert wrote nothing and no earlier send was found");
+    }
     this.lastSeq = message.seq;
     this.lastMessageAt = message.createdAt;
     // The output gate holds these sends until the insert is durable: no ack for a lost message.
@@ -519,6 +529,11 @@ export class ChatRoom extends DurableObject<Env> {
     // client resuming from the highest seq it saw would skip them.
     this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
     this.markStatsDirty();
+  }
+
+  /** The first ack again, through the fan-out queue: it carries a seq, so it must not overtake frames still queued for this socket. */
+  private ackDuplicate(ws: WebSocket, id: string | number | undefined, first: RoomMessage): void {
+    this.fanout.unicast(ws, { type: "ack", id, message: first, duplicate: true });
   }
 
   // ------------------------------------------------------------------ presence
@@ -566,15 +581,20 @@ export class ChatRoom extends DurableObject<Env> {
    * event cannot announce a second leave.
    */
   private connOf(ws: WebSocket): Conn | null {
+    // Most frames come from a socket already cached under its object: no attachment to deserialize.
+    const known = this.connByWs.get(ws);
+    if (known !== undefined && this.conns.get(known.session.connId) === known) return known;
     const session = getSession<RoomSession>(ws);
     if (!session) return null;
     const cached = this.conns.get(session.connId);
     if (cached) {
       cached.ws = ws;
+      this.connByWs.set(ws, cached);
       return cached;
     }
     const conn = { ws, session };
     this.conns.set(session.connId, conn);
+    this.connByWs.set(ws, conn);
     return conn;
   }
 

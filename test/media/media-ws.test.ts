@@ -65,6 +65,16 @@ describe("media in room messages", () => {
 
     // Attached now: the owner can no longer delete it.
     expect((await api("m-alice", a.url, { method: "DELETE" })).status).toBe(409);
+
+    // A resend of the send with media gets the first ack; nothing new is stored or broadcast.
+    alice.send({ type: "send_room_message", id: "s2", clientMsgId: "with-media", text: "look", mediaIds: [a.id, b.id] });
+    const again = await alice.waitFor<Ack>(reply("s2"));
+    expect(again).toMatchObject({ type: "ack", duplicate: true, message: { id: ack.message!.id, seq: ack.message!.seq, media: expected } });
+    alice.send({ type: "send_room_message", id: "s3", clientMsgId: "after", text: "next" });
+    const next = await alice.waitFor<Ack>(reply("s3"));
+    expect(next.message!.seq).toBe(ack.message!.seq + 1);
+    await bob.waitFor((m) => m.type === "message" && m.message.clientMsgId === "after");
+    expect(bob.frames.filter((m) => m.type === "message" && m.message.clientMsgId === "with-media")).toHaveLength(1);
     alice.close();
     bob.close();
   });
