@@ -1,7 +1,7 @@
 /** Worker entry: the HTTP app, the scheduled self-check and media sweep, the push queue consumer, and the Durable Object classes. */
 import { createApp } from "./app";
 import { runSelfCheck } from "./health";
-import { sweepUnattachedMedia } from "./media/store";
+import { sweepOrphanObjects, sweepUnattachedMedia } from "./media/store";
 import { handlePushBatch } from "./push";
 
 export { ChatRoom } from "./objects/chat-room";
@@ -14,6 +14,7 @@ export default {
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(runSelfCheck(env));
     ctx.waitUntil(sweepUnattachedMedia(env).catch((err) => console.error("media sweep failed", err)));
+    ctx.waitUntil(sweepOrphanObjects(env).catch((err) => console.error("orphan object sweep failed", err)));
   },
   async queue(batch, env) {
     await handlePushBatch(batch, env);

@@ -4,7 +4,7 @@
  * Edit this file, then `npm run db:generate` writes the migration into migrations/.
  */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, real, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /** Users, provisioned from token claims (`sub`, `name`) on first use. */
 export const users = sqliteTable("users", {
@@ -62,6 +62,8 @@ export const media = sqliteTable(
     index("media_owner_idx").on(t.ownerId, t.createdAt),
     // The scheduled sweep finds unattached uploads by age without scanning attached media.
     index("media_unattached_idx").on(t.boundKind, t.createdAt),
+    // The orphan sweep asks which listed R2 keys have a row.
+    uniqueIndex("media_r2_key_idx").on(t.r2Key),
   ],
 );
 

@@ -1,8 +1,8 @@
 /**
  * Media storage: metadata rows in D1, bytes in R2, and the rules for who may read or delete them.
  */
-import { and, eq, isNull, sql } from "drizzle-orm";
-import { db } from "../db/queries";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
+import { D1_PARAMS_MAX, db } from "../db/queries";
 import { media } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError } from "../errors";
@@ -46,8 +46,11 @@ export function newMediaId(): string {
  * does not give the object's key.
  */
 export function newR2Key(): string {
-  return `o/${hex(crypto.getRandomValues(new Uint8Array(16)))}`;
+  return `${R2_KEY_PREFIX}${hex(crypto.getRandomValues(new Uint8Array(16)))}`;
 }
+
+/** Every media object's key starts with this; the orphan sweep looks at nothing else in the bucket. */
+export const R2_KEY_PREFIX = "o/";
 
 /** Hex SHA-256 of `bytes`. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
@@ -195,4 +198,34 @@ export async function sweepUnattachedMedia(env: Env, now = Date.now()): Promise<
     }
   }
   return removed;
+}
+
+/** An object younger than this may belong to an upload between its R2 put and its D1 insert. */
+export const ORPHAN_GRACE_MS = 3_600_000;
+/** Objects one orphan sweep looks at. */
+const ORPHAN_SCAN = 1000;
+
+/**
+ * Removes R2 objects that no media row points at: left when a Worker died between the R2 put and
+ * the D1 insert of `storeMedia`, or when the delete of a quota loser failed. Each run lists one
+ * window of ORPHAN_SCAN keys after `startAfter` (by default a random point: keys are random hex, so
+ * runs sample the whole bucket over time with no cursor to keep), skips objects younger than
+ * ORPHAN_GRACE_MS, and deletes those with no row. Returns how many were deleted.
+ */
+export async function sweepOrphanObjects(env: Env, now = Date.now(), startAfter = `${R2_KEY_PREFIX}${hex(crypto.getRandomValues(new Uint8Array(16)))}`): Promise<number> {
+  let listed = await env.MEDIA.list({ prefix: R2_KEY_PREFIX, startAfter, limit: ORPHAN_SCAN });
+  // Near the end of the key space the window wraps around to the start.
+  if (listed.objects.length < ORPHAN_SCAN && startAfter > R2_KEY_PREFIX) {
+    const head = await env.MEDIA.list({ prefix: R2_KEY_PREFIX, limit: ORPHAN_SCAN - listed.objects.length });
+    listed = { ...listed, objects: [...listed.objects, ...head.objects.filter((o) => o.key <= startAfter)] };
+  }
+  const old = listed.objects.filter((o) => o.uploaded.getTime() < now - ORPHAN_GRACE_MS).map((o) => o.key);
+  const orphans: string[] = [];
+  for (let i = 0; i < old.length; i += D1_PARAMS_MAX) {
+    const chunk = old.slice(i, i + D1_PARAMS_MAX);
+    const known = new Set((await db(env).select({ key: media.r2Key }).from(media).where(inArray(media.r2Key, chunk))).map((r) => r.key));
+    for (const key of chunk) if (!known.has(key)) orphans.push(key);
+  }
+  if (orphans.length > 0) await env.MEDIA.delete(orphans);
+  return orphans.length;
 }

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX `media_r2_key_idx` ON `media` (`r2_key`);
