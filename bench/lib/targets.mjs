@@ -136,6 +136,7 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
     if (processes > 1) {
       const bin = findRedis();
       if (!bin) throw new Error(REDIS_HINT);
+      await assertPortFree(redisPort);
       const r = spawnGroup(bin, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
         isReady: (out) => out.includes("Ready to accept connections"),
       });
@@ -144,6 +145,7 @@ export async function startSocketIo(processes, ports = PORTS.sio, redisPort = PO
     }
     for (let k = 0; k < processes; k++) {
       const port = ports[k];
+      await assertPortFree(port);
       const dir = mkdtempSync(path.join(tmpdir(), "edge-chat-bench-sio-"));
       dirs.push(dir);
       const args = ["--disable-warning=ExperimentalWarning", "--expose-gc", "bench/peers/socketio-server.mjs", "--port", String(port), "--db", path.join(dir, "chat.sqlite")];

@@ -211,11 +211,15 @@ const ORPHAN_SCAN = 1000;
  * window of ORPHAN_SCAN keys after `startAfter` (by default a random point: keys are random hex, so
  * runs sample the whole bucket over time with no cursor to keep), skips objects younger than
  * ORPHAN_GRACE_MS, and deletes those with no row. Returns how many were deleted.
+ *
+ * It assumes this D1 database is the only writer of media rows for the bucket under `o/`: a bucket
+ * shared with another environment (staging and production on one bucket) would lose that
+ * environment's objects. Give each environment its own bucket.
  */
 export async function sweepOrphanObjects(env: Env, now = Date.now(), startAfter = `${R2_KEY_PREFIX}${hex(crypto.getRandomValues(new Uint8Array(16)))}`): Promise<number> {
   let listed = await env.MEDIA.list({ prefix: R2_KEY_PREFIX, startAfter, limit: ORPHAN_SCAN });
   // Near the end of the key space the window wraps around to the start.
-  if (listed.objects.length < ORPHAN_SCAN && startAfter > R2_KEY_PREFIX) {
+  if (!listed.truncated && listed.objects.length < ORPHAN_SCAN && startAfter > R2_KEY_PREFIX) {
     const head = await env.MEDIA.list({ prefix: R2_KEY_PREFIX, limit: ORPHAN_SCAN - listed.objects.length });
     listed = { ...listed, objects: [...listed.objects, ...head.objects.filter((o) => o.key <= startAfter)] };
   }

@@ -63,3 +63,14 @@ test("room and inbox sockets negotiate no compression by default (WS_COMPRESSION
     assert.doesNotMatch(head, /sec-websocket-extensions/, `${path} negotiated an extension:\n${head}`);
   }
 });
+
+test("with WS_COMPRESSION=on the same offer is accepted: permessage-deflate is negotiated", async () => {
+  const on = await startServer(8812, { vars: { WS_COMPRESSION: "on" } });
+  try {
+    const head = await upgradeHead(on.url, "/api/chat/rooms/general/ws", await token("alice"));
+    assert.match(head, /^http\/1\.1 101/, head);
+    assert.match(head, /sec-websocket-extensions: permessage-deflate/, head);
+  } finally {
+    await on.stop();
+  }
+});

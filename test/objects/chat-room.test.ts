@@ -432,9 +432,11 @@ describe("ChatRoom: rate limit", () => {
     expect(kept[0].tokens).toBeLessThan(1);
     // An evicted object would start with a full bucket (20 tokens), which takes 20 frames without a
     // refusal; this one refuses again within what it held plus what refilled since (10/s). The flood
-    // keeps 10 frames of slack (1 s of refill) for slow processing, and stays within a full burst.
+    // keeps 10 frames of slack (1 s of refill) for slow processing. (On a machine so slow that the
+    // kept bucket has refilled past 10 tokens, the flood no longer tells the two apart; the attachment
+    // check above still does.)
     const held = Math.floor(kept[0].tokens + ((Date.now() - kept[0].at) * 10) / 1000);
-    await flood(a, Math.min(held + 10, 20), "g");
+    await flood(a, held + 10, "g");
     const again = await a.waitFor<ErrorFrame>((m) => m.type === "error" && m.code === "rate_limited" && String(m.id).startsWith("g"));
     expect(again.retryAfterMs).toBeGreaterThan(0);
     a.close();
