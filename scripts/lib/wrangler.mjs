@@ -77,6 +77,10 @@ export function spawnGroup(cmd, args, { isReady, timeoutMs = 60_000, env = {}, l
 export async function assertPortFree(port) {
   const inUse = await new Promise((resolve) => {
     const s = connect(port, "127.0.0.1");
+    s.setTimeout(2000, () => {
+      s.destroy();
+      resolve(false);
+    });
     s.once("connect", () => {
       s.destroy();
       resolve(true);
