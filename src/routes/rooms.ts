@@ -9,8 +9,8 @@ import { rooms as roomsTable } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { cellOf } from "../suggestions/geo";
-import { ROOM_HEADERS } from "../objects/chat-room";
 import { roomStub } from "../objects/stubs";
+import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { PAGE_MAX, RoomMessage } from "../protocol";
 
@@ -317,14 +317,10 @@ rooms.get("/:roomId/ws", async (c) => {
     return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
   }
   const user = c.get("user");
-  // The room trusts these headers: drop whatever the client sent under the same names, and the token.
-  const headers = new Headers(c.req.raw.headers);
-  for (const key of [...headers.keys()]) if (key.startsWith("x-chat-")) headers.delete(key);
-  headers.delete("Authorization");
-  headers.set(ROOM_HEADERS.userId, encodeURIComponent(user.id));
-  headers.set(ROOM_HEADERS.userName, encodeURIComponent(user.name));
-  headers.set(ROOM_HEADERS.roomId, encodeURIComponent(roomId));
-  const protocol = c.get("wsProtocol");
-  if (protocol) headers.set(ROOM_HEADERS.protocol, encodeURIComponent(protocol));
-  return roomStub(c.env, roomId).fetch(new Request(c.req.url, { method: "GET", headers }));
+  return forwardUpgrade(roomStub(c.env, roomId), c.req.raw, {
+    userId: user.id,
+    userName: user.name,
+    roomId,
+    protocol: c.get("wsProtocol"),
+  });
 });
