@@ -7,6 +7,7 @@ import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX } from "../protocol";
+import { rateLimit } from "../rate-limits";
 
 const BlockSchema = z.object({ userId: z.string(), createdAt: z.number() }).openapi("Block");
 type Block = z.infer<typeof BlockSchema>;
@@ -58,11 +59,12 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Block a user: no DMs either way, and neither sees the other's status",
       security: bearerSecurity,
+      middleware: [rateLimit("blocks")] as const,
       request: { body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true } },
       responses: {
         200: { description: "Already blocked", content: { "application/json": { schema: BlockSchema } } },
         201: { description: "Blocked", content: { "application/json": { schema: BlockSchema } } },
-        ...errorResponses(400, 401, 404),
+        ...errorResponses(400, 401, 404, 429),
       },
     }),
     async (c) => {
@@ -81,10 +83,11 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Unblock a user (idempotent)",
       security: bearerSecurity,
+      middleware: [rateLimit("blocks")] as const,
       request: { params: z.object({ userId: UserId.meta({ param: { name: "userId", in: "path" } }) }) },
       responses: {
         204: { description: "Not blocked (any more)" },
-        ...errorResponses(400, 401),
+        ...errorResponses(400, 401, 429),
       },
     }),
     async (c) => {

@@ -12,6 +12,7 @@ import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { CONVERSATION_CURSOR_RE, UserId } from "../ids";
 import { logError } from "../log";
 import { DmMessage, PAGE_MAX } from "../protocol";
+import { rateLimit } from "../rate-limits";
 
 const DmMessageSchema = DmMessage.openapi("DmMessage");
 
@@ -104,13 +105,14 @@ dms.openapi(
     tags: ["dms"],
     summary: "Create or return the conversation with a user (idempotent)",
     security: bearerSecurity,
+    middleware: [rateLimit("dmCreate")] as const,
     request: {
       body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true },
     },
     responses: {
       200: { description: "The existing conversation", content: { "application/json": { schema: ConversationSchema } } },
       201: { description: "Created", content: { "application/json": { schema: ConversationSchema } } },
-      ...errorResponses(400, 401, 403, 404),
+      ...errorResponses(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {

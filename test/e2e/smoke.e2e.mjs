@@ -121,3 +121,17 @@ test("a 101 never carries the token; offering only bearer.<token> gets no echo, 
     assert.deepEqual(await handshake(`${server.wsUrl}${path}`, [`bearer.${tok}`]), { outcome: "error" }, path);
   }
 });
+
+test("REST limits run under wrangler dev: a user's look-ups get 429 with Retry-After, another user's do not", async () => {
+  // RL_PRESENCE (wrangler.toml): the window is fixed, so a run across its boundary may need 2 × limit + 1 calls.
+  let refused;
+  for (let i = 0; i < 2 * 120 + 1 && !refused; i++) {
+    const res = await api(server.url, "rl-watcher", "/api/presence?userIds=alice");
+    if (res.status === 429) refused = res;
+    else assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  assert.ok(refused, "no 429 from RL_PRESENCE");
+  assert.equal(refused.headers.get("retry-after"), "60");
+  assert.equal(refused.body.error.code, "rate_limited");
+  assert.equal((await api(server.url, "rl-other", "/api/presence?userIds=alice")).status, 200);
+});
