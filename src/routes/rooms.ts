@@ -13,7 +13,7 @@ import { isWellFormed } from "../unicode";
 import { roomStub } from "../objects/stubs";
 import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
-import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
+import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage } from "../protocol";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
@@ -142,7 +142,8 @@ rooms.openapi(
       const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
       where.push(sql`${roomsTable.name} LIKE ${pattern} ESCAPE '\\'`);
     }
-    if (cursor) where.push(gt(roomsTable.id, decodeCursor(cursor, (id) => ROOM_ID_RE.test(id))));
+    const after = cursorKey(cursor, (id) => ROOM_ID_RE.test(id));
+    if (after !== null) where.push(gt(roomsTable.id, after));
     const rows = await db(c.env)
       .select(roomColumns)
       .from(roomsTable)

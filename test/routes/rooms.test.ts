@@ -173,6 +173,9 @@ describe("GET /api/chat/rooms", () => {
     ["?category=cooking", /category/],
     ["?cursor=%%%", /cursor/],
     ["?cursor=bm90IGEgc2x1Zw", /cursor/],
+    // Empty is not "from the start" (as on the block and DM lists): a client that sends `nextCursor ?? ""`
+    // after the last page would loop over the first page forever.
+    ["?cursor=", /cursor/],
   ])("refuses %s with a 400", async (query, message) => {
     const res = await api("reader", `/api/chat/rooms${query}`);
     expect(res.status).toBe(400);
