@@ -60,7 +60,8 @@ export function generate() {
     const node = checker.typeToTypeNode(type, undefined, flags);
     multiline(node);
     const text = printer.printNode(ts.EmitHint.Unspecified, node, sf).replace(/^    /gm, "  ");
-    out += `/** \`${TYPES[name]}\` of src/protocol.ts. */\nexport type ${name} = ${text};\n\n`;
+    const source = TYPES[name].match(/P\.(\w+)/)[1];
+    out += `/** \`${source}\` of src/protocol.ts. */\nexport type ${name} = ${text};\n\n`;
   }
   return out;
 }

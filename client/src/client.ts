@@ -61,9 +61,9 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     const base = options.baseUrl.replace(/\/+$/, "");
     const tokenOpt = options.token;
     const token = async () => (typeof tokenOpt === "function" ? await tokenOpt() : tokenOpt);
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    const WS = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (!WS) throw new Error("no WebSocket: pass the `WebSocket` option");
-    const platform = globalThis as Platform;
+    const platform = globalThis as unknown as Platform;
     this.store = options.store ?? new MemoryOutboxStore();
     this.rest = new Rest({ baseUrl: base, token, fetch: options.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a)) });
     this.connCtx = {

@@ -58,6 +58,14 @@ interface ConnectionEvents {
   down: string;
 }
 
+/** A timer handle, whatever the platform's setTimeout returns. */
+export type Timer = ReturnType<typeof setTimeout>;
+
+/** clearTimeout that accepts "no timer". */
+export function stopTimer(t: Timer | undefined): void {
+  if (t !== undefined) clearTimeout(t);
+}
+
 const PING = '{"type":"ping"}';
 const OPEN = 1;
 /** Close code the SDK uses when it abandons a socket (application range; never sent by the server). */
@@ -79,10 +87,10 @@ export class Connection extends Emitter<ConnectionEvents> {
   private generation = 0;
   private openedAt = 0;
   private lastAttemptAt = -Infinity;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private pingTimer: ReturnType<typeof setTimeout> | undefined;
-  private pongTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: Timer | undefined;
+  private connectTimer: Timer | undefined;
+  private pingTimer: Timer | undefined;
+  private pongTimer: Timer | undefined;
   private nextId = 1;
   private pending = new Map<number, (reply: Reply) => void>();
 
@@ -139,7 +147,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       return;
     }
     if (this.retryTimer === undefined) return;
-    clearTimeout(this.retryTimer);
+    stopTimer(this.retryTimer);
     this.attempt = 0;
     const base = this.ctx.timing.backoff?.baseMs ?? 500;
     // Never sooner than `base` after the previous attempt: a flapping network cannot make a loop.
@@ -151,7 +159,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.retryTimer);
+    stopTimer(this.retryTimer);
     this.retryTimer = undefined;
     const ws = this.ws;
     this.teardown("closed by the client");
@@ -193,7 +201,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.connectTimer = setTimeout(() => this.drop(ws, "connect timeout"), this.ctx.timing.connectTimeoutMs ?? 10_000);
     ws.onopen = () => {
       if (ws !== this.ws) return;
-      clearTimeout(this.connectTimer);
+      stopTimer(this.connectTimer);
       this.everOpened = true;
       this.openedAt = Date.now();
       this.setState("open");
@@ -211,7 +219,7 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   private receive(data: unknown): void {
     // Any frame proves the connection alive, not only the pong.
-    clearTimeout(this.pongTimer);
+    stopTimer(this.pongTimer);
     this.pongTimer = undefined;
     if (typeof data !== "string") return;
     let parsed: unknown;
@@ -240,7 +248,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 
   private schedulePing(): void {
-    clearTimeout(this.pingTimer);
+    stopTimer(this.pingTimer);
     this.pingTimer = setTimeout(() => {
       this.ping();
       this.schedulePing();
@@ -280,9 +288,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     const ws = this.ws;
     this.ws = undefined;
     this.generation++;
-    clearTimeout(this.connectTimer);
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.pongTimer);
+    stopTimer(this.connectTimer);
+    stopTimer(this.pingTimer);
+    stopTimer(this.pongTimer);
     this.pongTimer = undefined;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
@@ -296,7 +304,7 @@ export class Connection extends Emitter<ConnectionEvents> {
   private scheduleRetry(): void {
     if (this.closed) return;
     const delay = backoffDelay(this.attempt++, this.ctx.timing.backoff, this.ctx.random);
-    this.setState(this.ctx.online() ? "reconnecting" : "offline");
+    this.setState(!this.ctx.online() ? "offline" : this.everOpened ? "reconnecting" : "connecting");
     this.retryTimer = setTimeout(() => void this.connect(), delay);
   }
 }

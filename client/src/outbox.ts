@@ -1,6 +1,6 @@
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { ChatError, PERMANENT_CODES } from "./errors.js";
-import type { Reply } from "./connection.js";
+import { stopTimer, type Reply, type Timer } from "./connection.js";
 import type { DmMessage, RoomMessage } from "./wire.js";
 
 /** A send waiting for its ack, as kept in an `OutboxStore`. Plain JSON. */
@@ -108,7 +108,7 @@ export interface OutboxHost<M extends Stored> {
 export class Outbox<M extends Stored> {
   private items: Item<M>[] = [];
   private inFlight = false;
-  private waitTimer: ReturnType<typeof setTimeout> | undefined;
+  private waitTimer: Timer | undefined;
   private transientFailures = 0;
 
   constructor(
@@ -173,7 +173,7 @@ export class Outbox<M extends Stored> {
 
   /** Rejects every queued send (the client is closing); the store keeps them for the next session. */
   abort(error: ChatError): void {
-    clearTimeout(this.waitTimer);
+    stopTimer(this.waitTimer);
     this.waitTimer = undefined;
     const items = this.items;
     this.items = [];
