@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { ROOT } from "../../scripts/lib/wrangler.mjs";
 
-export { api, startServer } from "../e2e/lib.mjs";
+export { startServer } from "../e2e/lib.mjs";
 
 /** Debian's Chromium; CHROMIUM_PATH overrides it. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -70,4 +70,24 @@ export function bubbles(page, text) {
 
 function escape(s) {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** A REST call as `userId` (display name `name`), with a token from the development token route. */
+export async function rest(base, userId, path, { name = userId, ...init } = {}) {
+  const minted = await fetch(`${base}/api/dev/token`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ userId, name }),
+  });
+  if (!minted.ok) throw new Error(`dev token: ${minted.status} ${await minted.text()}`);
+  const { token } = await minted.json();
+  const res = await fetch(`${base}${path}`, { ...init, headers: { ...init.headers, Authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  return { status: res.status, body };
 }

@@ -117,6 +117,19 @@ export class App {
         this.renderLists();
       }
     });
+    inbox.on("read", (r) => {
+      const c = this.conversations.get(r.conversationId);
+      if (!c) return;
+      if (r.userId !== this.session.userId) {
+        c.peerReadSeq = Math.max(c.peerReadSeq, r.seq);
+        return;
+      }
+      // Read on another device or tab of this user: the badge goes here too.
+      c.readSeq = Math.max(c.readSeq, r.seq);
+      if (c.readSeq >= c.lastSeq) c.unread = 0;
+      else void this.loadConversations();
+      this.renderLists();
+    });
     inbox.on("presence", (p) => {
       this.statuses.set(p.userId, p.status);
       this.renderLists();
@@ -592,6 +605,7 @@ export class App {
   // ------------------------------------------------------------------ connection state
 
   private setConnection(s: ConnectionState): void {
+    const back = s === "open" && this.connection !== "open";
     this.connection = s;
     this.connEl.dataset.state = s;
     this.connEl.textContent = CONNECTION_TEXT[s];
@@ -603,7 +617,10 @@ export class App {
         : s === "reconnecting"
           ? "Connection lost. Reconnecting… messages you send now are kept and sent once."
           : "Disconnected.";
-    if (s === "open") void this.loadRooms();
+    if (back) {
+      void this.loadRooms();
+      this.view?.list.retry();
+    }
   }
 
   // ------------------------------------------------------------------ side panels

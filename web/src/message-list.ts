@@ -41,6 +41,7 @@ export class MessageList {
   private sysCount = 0;
   private loading = false;
   private done = false;
+  private failed = false;
   private edge: HTMLElement;
 
   constructor(
@@ -61,6 +62,11 @@ export class MessageList {
     this.scrollToEnd();
   }
 
+  /** Loads history again if the last attempt failed (called when the connection is back). */
+  retry(): void {
+    if (this.failed) void this.older();
+  }
+
   /** The seq of the oldest message held, or null when none is held. */
   private oldestSeq(): number | null {
     let min: number | null = null;
@@ -71,6 +77,7 @@ export class MessageList {
   private async older(): Promise<void> {
     if (this.loading || this.done) return;
     this.loading = true;
+    this.failed = false;
     try {
       const before = this.oldestSeq();
       if (before === 1) {
@@ -87,6 +94,7 @@ export class MessageList {
       this.edge.textContent = this.done ? "This is the beginning of the conversation." : "Loading history…";
       this.edge.hidden = false;
     } catch {
+      this.failed = true;
       this.edge.textContent = "Could not load older messages; scroll up to try again.";
     } finally {
       this.loading = false;
