@@ -115,9 +115,10 @@ describe("demo chat in Chromium", () => {
       return i instanceof HTMLImageElement && i.complete && i.naturalWidth === 480;
     });
 
-    // Alice goes offline. Her socket does not know yet (Chromium keeps it open but nothing gets
-    // through): the first message goes out on a dead socket. The heartbeat notices, the demo says
-    // so, and the next messages queue.
+    // Alice goes offline. Her sockets do not know yet: Chromium keeps them open, frames still go
+    // out but nothing comes back, so the first message may be stored while its ack is lost. The
+    // heartbeat notices, the demo says so, the next messages queue, and after the reconnect the
+    // first one is sent again with its clientMsgId: stored once all the same.
     await alice.context.setOffline(true);
     await say(alice.page, "offline dm 1");
     await alice.page.locator('[data-testid="connection"]:not([data-state="open"])').waitFor({ state: "attached", timeout: 60_000 });

@@ -702,17 +702,9 @@ export class App {
       );
     });
     const scroll = this.listsEl.scrollTop;
+    // DMs first: a short list whose unread badges must not scroll out of sight below the rooms.
     replace(
       this.listsEl,
-      this.renderNearby(),
-      h(
-        "div",
-        { class: "section-title" },
-        "Rooms",
-        h("button", { class: "icon-btn", "aria-label": "New room", title: "New room", onclick: () => this.toggleAdding("room") }, icon("plus")),
-      ),
-      this.adding === "room" ? this.newRoomForm() : null,
-      ...(roomItems.length ? roomItems : [h("div", { class: "empty" }, "Loading rooms…")]),
       h(
         "div",
         { class: "section-title" },
@@ -721,6 +713,15 @@ export class App {
       ),
       this.adding === "dm" ? this.newDmForm() : null,
       ...(dmItems.length ? dmItems : [h("div", { class: "empty" }, "No conversations yet. Open a room's member list to message someone.")]),
+      h(
+        "div",
+        { class: "section-title" },
+        "Rooms",
+        h("button", { class: "icon-btn", "aria-label": "New room", title: "New room", onclick: () => this.toggleAdding("room") }, icon("plus")),
+      ),
+      this.adding === "room" ? this.newRoomForm() : null,
+      this.renderNearby(),
+      ...(roomItems.length ? roomItems : [h("div", { class: "empty" }, "Loading rooms…")]),
     );
     this.listsEl.scrollTop = scroll;
   }

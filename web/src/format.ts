@@ -20,13 +20,11 @@ export function initials(name: string): string {
   return (first + second).toUpperCase();
 }
 
-const HUES = [12, 32, 150, 175, 200, 225, 260, 290, 320, 345];
-
-/** A stable avatar colour per user id. */
+/** A stable avatar colour per user id (FNV-1a, spread round the colour wheel by the golden angle). */
 export function colorFor(userId: string): string {
-  let h = 0;
-  for (const ch of userId) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `hsl(${HUES[h % HUES.length]} 55% 48%)`;
+  let h = 0x811c9dc5;
+  for (const ch of userId) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0;
+  return `hsl(${Math.round(((h % 1000) * 137.508) % 360)} 55% 45%)`;
 }
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
