@@ -2,21 +2,23 @@
 // by esbuild (browser platform, ESM, minified, tree-shaken), then gzipped (level 9).
 // Run with `npm run size` (after `npm run build:client`); prints a Markdown table.
 import { build } from "esbuild";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
+const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+
 const targets = [
-  { name: "@edge-chat/client", code: 'import { ChatClient } from "@edge-chat/client"; globalThis.x = ChatClient;' },
+  { name: "@edge-chat/client (ChatClient)", code: 'import { ChatClient } from "@edge-chat/client"; globalThis.x = ChatClient;' },
   {
     name: "@edge-chat/client (everything exported)",
     code: 'import * as sdk from "@edge-chat/client"; globalThis.x = sdk;',
   },
-  { name: "partysocket (ReconnectingWebSocket)", code: 'import { WebSocket } from "partysocket"; globalThis.x = WebSocket;' },
-  { name: "socket.io-client", code: 'import { io } from "socket.io-client"; globalThis.x = io;' },
+  { name: `partysocket ${version("partysocket")} (ReconnectingWebSocket)`, code: 'import { WebSocket } from "partysocket"; globalThis.x = WebSocket;' },
+  { name: `socket.io-client ${version("socket.io-client")} (io)`, code: 'import { io } from "socket.io-client"; globalThis.x = io;' },
 ];
 
 if (!existsSync(path.join(ROOT, "client/dist/index.js"))) {

@@ -30,6 +30,8 @@ export interface InboxEvents {
   suggestion: Suggestion;
   /** The inbox socket changed state. */
   connection: ConnectionState;
+  /** The socket went down (`reason` says why); it reconnects on its own. */
+  disconnect: { reason: string };
   /** A frame the inbox does not handle itself (newer than this SDK). */
   frame: ServerFrame;
   /** The server refused something that was not a send. */
@@ -109,7 +111,8 @@ export class Inbox extends Emitter<InboxEvents> {
     );
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => void this.resync(true, undefined));
-    this.conn.on("down", () => {
+    this.conn.on("down", (reason) => {
+      this.emit("disconnect", { reason });
       this.live = false;
       this.syncing = false;
       this.session++;

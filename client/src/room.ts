@@ -28,6 +28,8 @@ export interface RoomEvents {
   typing: Typing;
   /** This room's socket changed state. */
   connection: ConnectionState;
+  /** The socket went down (`reason`: "heartbeat timeout", "connect timeout", "closed (1006)", …); it reconnects on its own. */
+  disconnect: { reason: string };
   /** A frame the room does not handle itself (frames newer than this SDK); unknown types are not errors. */
   frame: ServerFrame;
   /** The server refused something that was not a send (a join, a typing frame). */
@@ -91,7 +93,8 @@ export class Room extends Emitter<RoomEvents> {
     );
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => this.join());
-    this.conn.on("down", () => {
+    this.conn.on("down", (reason) => {
+      this.emit("disconnect", { reason });
       this.live = false;
       this.joining = false;
     });
