@@ -3,6 +3,7 @@
 // exactly once, counted in the other user's page and in the REST history. Plus the phone-width layout.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { connect } from "../e2e/lib.mjs";
 import { assertDemoBuilt, bubbles, connected, launch, openRoom, rest, say, signedIn, startServer } from "./lib.mjs";
 
 const PORT = 8861;
@@ -165,6 +166,61 @@ describe("demo chat in Chromium", () => {
     assert.deepEqual([...alice.errors, ...bob.errors], [], "no uncaught errors in the pages");
     await alice.context.close();
     await bob.context.close();
+  });
+
+  test("a room's history scrolls back page by page to its first message", async () => {
+    // 95 messages from a plain WebSocket client, more than the room's first state (50) and one
+    // history page (40) together, paced by the server's rate limit.
+    const ws = await connect(server.url.replace(/^http/, "ws"), "erin", "/api/chat/rooms/astronomy/ws", { name: "Erin" });
+    ws.send({ type: "join_room", id: "j" });
+    await ws.waitFor((f) => f.type === "ack" && f.id === "j");
+    const TOTAL = 95;
+    for (let i = 1; i <= TOTAL; i++) {
+      for (;;) {
+        ws.send({ type: "send_room_message", id: `s${i}`, clientMsgId: `hist-${i}`, text: `history ${i}` });
+        const reply = await ws.waitFor((f) => (f.type === "ack" || f.type === "error") && f.id === `s${i}`);
+        ws.frames.length = 0; // the next waitFor must see only its own reply
+        if (reply.type === "ack") break;
+        assert.equal(reply.code, "rate_limited", JSON.stringify(reply));
+        await new Promise((r) => setTimeout(r, reply.retryAfterMs));
+      }
+    }
+    ws.close();
+
+    const reader = await signedIn(browser, server.url, "Frank");
+    await openRoom(reader.page, "astronomy");
+    await bubbles(reader.page, `history ${TOTAL}`).waitFor();
+    const edge = reader.page.locator(".history-edge");
+    const shown = () => reader.page.locator(".messages .msg .text").count();
+    assert.ok((await shown()) < TOTAL, "the first screen holds only the newest messages");
+    // Scroll to the top until the list says it reached the beginning.
+    while (!/beginning/.test((await edge.textContent()) ?? "")) {
+      const before = await shown();
+      await reader.page.locator(".messages").evaluate((el) => el.scrollTo(0, 0));
+      await reader.page.waitForFunction(
+        ([n]) => document.querySelectorAll(".messages .msg .text").length > n || /beginning/.test(document.querySelector(".history-edge")?.textContent ?? ""),
+        [before],
+      );
+    }
+    const texts = await reader.page.locator(".messages .msg .text").allTextContents();
+    assert.deepEqual(texts, Array.from({ length: TOTAL }, (_, i) => `history ${i + 1}`), "every message once, in order");
+    assert.deepEqual(reader.errors, []);
+    await reader.context.close();
+  });
+
+  test("sharing a location asks for nearby rooms and records the location", async () => {
+    const u = await signedIn(browser, server.url, "Gina", { geolocation: { latitude: 48.8566, longitude: 2.3522 }, permissions: ["geolocation"] });
+    await connected(u.page);
+    await u.page.getByRole("button", { name: /Share location/ }).click();
+    const card = u.page.getByTestId("nearby");
+    await card.and(u.page.locator('[data-status="below_threshold"]')).waitFor();
+    await card.filter({ hasText: /suggestions need more than 20/ }).waitFor();
+    // The page sent coordinates rounded to about 1 km; the server kept them as Gina's location.
+    const res = await rest(server.url, "gina", "/api/chat/rooms/suggestions", { name: "Gina" });
+    assert.equal(res.status, 200);
+    assert.equal(res.body.location.source, "stored");
+    assert.ok(Math.abs(res.body.location.lat - 48.86) < 0.01 && Math.abs(res.body.location.lon - 2.35) < 0.01, JSON.stringify(res.body.location));
+    await u.context.close();
   });
 
   test("phone width (375 px): nothing overflows sideways, from sign-in to the member list", async () => {

@@ -806,7 +806,7 @@ export class App {
     } else {
       body.push(h("span", { class: "reason" }, s.reason));
     }
-    return h("div", { class: "nearby", "data-testid": "nearby" }, ...body, share);
+    return h("div", { class: "nearby", "data-testid": "nearby", "data-status": s.status }, ...body, share);
   }
 
   private async shareLocation(): Promise<void> {
