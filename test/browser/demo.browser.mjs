@@ -104,6 +104,8 @@ describe("demo chat in Chromium", () => {
     await bobDm.locator('[data-dm="alice"]').click();
     await bubbles(bobDm, "psst, a DM").waitFor();
     await bob.page.locator('[data-dm="alice"] [data-testid="unread"]').waitFor({ state: "detached" });
+    // Bob's read receipt reaches Alice: her message says it was seen.
+    await alice.page.locator(".msg.mine", { hasText: "psst, a DM" }).getByTestId("seen").waitFor();
     await say(bobDm, "got it");
     await bubbles(alice.page, "got it").waitFor();
 

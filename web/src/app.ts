@@ -122,6 +122,7 @@ export class App {
       if (!c) return;
       if (r.userId !== this.session.userId) {
         c.peerReadSeq = Math.max(c.peerReadSeq, r.seq);
+        if (this.view?.key === `dm/${r.conversationId}`) this.dmList?.seen(c.peerReadSeq);
         return;
       }
       // Read on another device or tab of this user: the badge goes here too.
@@ -235,6 +236,8 @@ export class App {
     const info = this.rooms.find((r) => r.id === roomId);
     const room = this.chat.room(roomId);
     this.room = room;
+    // A room still open in the background (its sends were settling) is already joined: no new state comes.
+    this.present = room.present;
     const toItem = (m: RoomMessage): ListMessage => {
       this.names.set(m.userId, m.userName);
       return { key: m.id, seq: m.seq, userId: m.userId, userName: m.userName, text: m.text, media: m.media, createdAt: m.createdAt, state: "sent" };
@@ -376,6 +379,7 @@ export class App {
     this.refreshDmHead();
     this.renderMembers();
     await list.start();
+    list.seen(conv.peerReadSeq);
     this.markRead(conversationId);
   }
 
@@ -724,6 +728,8 @@ export class App {
       ...(roomItems.length ? roomItems : [h("div", { class: "empty" }, "Loading rooms…")]),
     );
     this.listsEl.scrollTop = scroll;
+    const unread = convs.reduce((n, c) => n + c.unread, 0);
+    document.title = unread ? `(${unread}) edge-chat` : "edge-chat";
   }
 
   private toggleAdding(what: "room" | "dm"): void {

@@ -42,6 +42,8 @@ export class MessageList {
   private loading = false;
   private done = false;
   private failed = false;
+  private seenSeq = 0;
+  private seenEl = h("span", { class: "seen", "data-testid": "seen" }, " · Seen");
   private edge: HTMLElement;
 
   constructor(
@@ -142,6 +144,13 @@ export class MessageList {
     if (stick) this.scrollToEnd();
   }
 
+  /** Marks the user's own messages up to `seq` as read by the other side (DMs). */
+  seen(seq: number): void {
+    if (seq <= this.seenSeq) return;
+    this.seenSeq = seq;
+    this.render();
+  }
+
   /** The highest seq shown (for read receipts). */
   lastSeq(): number {
     return this.maxSeq;
@@ -181,6 +190,11 @@ export class MessageList {
       if (author) author.hidden = !first || r.m.userId === this.me;
       out.push(node);
     }
+    // "Seen" goes under the newest of the user's own messages the other side has read.
+    let seenAt: ListMessage | undefined;
+    for (const r of rows) if (r.kind === "msg" && r.m.userId === this.me && r.m.seq !== null && r.m.seq <= this.seenSeq) seenAt = r.m;
+    if (seenAt) this.nodes.get(seenAt.key)?.querySelector(".meta")?.append(this.seenEl);
+    else this.seenEl.remove();
     // Move nodes into place instead of replacing them all: emptying the list would reset its scroll
     // position and reload images.
     let cursor = this.el.firstChild;
