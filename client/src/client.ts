@@ -106,6 +106,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       random: this.connCtx.random,
       newId,
       failed: (entry, error) => this.emit("failed", { entry, error }),
+      exists: async (id) => {
+        try {
+          await this.rest.getRoom(id);
+          return true;
+        } catch (err) {
+          return (err as ChatError).status === 404 ? false : undefined;
+        }
+      },
       released: (r) => {
         if (this.rooms.get(r.id) === r) this.rooms.delete(r.id);
         this.updateState();

@@ -171,6 +171,15 @@ export class Outbox<M extends Stored> {
     });
   }
 
+  /** Refuses every queued send for good: rejected, reported, and removed from the store. */
+  fail(error: ChatError): void {
+    for (const i of this.items) {
+      void Promise.resolve(this.store.delete(i.entry.clientMsgId)).catch(() => {});
+      this.host.failed(i.entry, error);
+    }
+    this.abort(error);
+  }
+
   /** Rejects every queued send (the client is closing); the store keeps them for the next session. */
   abort(error: ChatError): void {
     stopTimer(this.waitTimer);

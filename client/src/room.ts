@@ -53,7 +53,15 @@ export interface RoomContext {
   newId(): string;
   failed(entry: PendingSend, error: ChatError): void;
   released(room: Room): void;
+  /** Whether the room exists (REST): false on a 404, undefined when that could not be learnt. */
+  exists(roomId: string): Promise<boolean | undefined>;
 }
+
+/**
+ * Failed attempts in a row, never opened, after which the room asks REST whether it exists: an upgrade
+ * refused with 404 looks like any network failure to a WebSocket client.
+ */
+const PROBE_AFTER_FAILURES = 3;
 
 /**
  * One room over its own socket (`/api/chat/rooms/:id/ws`). Joins when the socket opens and, after every
@@ -72,6 +80,8 @@ export class Room extends Emitter<RoomEvents> {
   private joining = false;
   private held = new Map<number, RoomMessage>();
   private truncated = false;
+  private openedSinceDown = false;
+  private failuresInARow = 0;
 
   constructor(
     readonly id: string,
@@ -92,9 +102,15 @@ export class Room extends Emitter<RoomEvents> {
       ctx.random,
     );
     this.conn.on("state", (s) => this.emit("connection", s));
-    this.conn.on("open", () => this.join());
+    this.conn.on("open", () => {
+      this.openedSinceDown = true;
+      this.failuresInARow = 0;
+      this.join();
+    });
     this.conn.on("down", (reason) => {
       this.emit("disconnect", { reason });
+      if (!this.openedSinceDown && ++this.failuresInARow === PROBE_AFTER_FAILURES) void this.probe();
+      this.openedSinceDown = false;
       this.live = false;
       this.joining = false;
     });
@@ -160,6 +176,15 @@ export class Room extends Emitter<RoomEvents> {
     this.live = false;
     this.outbox.abort(new ChatError("closed", `left room ${this.id}`));
     this.ctx.released(this);
+  }
+
+  /** Gives up on a room the server says does not exist: rejects and drops its queued sends, closes. */
+  private async probe(): Promise<void> {
+    if ((await this.ctx.exists(this.id)) !== false || this.conn.state === "closed") return;
+    const err = new ChatError("not_found", `room ${this.id} does not exist`);
+    this.emit("error", err);
+    this.outbox.fail(err);
+    this.close();
   }
 
   private join(): void {

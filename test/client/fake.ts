@@ -69,12 +69,15 @@ export function socketClass() {
   return { WebSocket: S, sockets };
 }
 
-/** A fetch answering GET /api/chat/dms from a mutable list (and 404 for anything else). */
+/** A fetch answering GET /api/chat/dms from a mutable list, the room `general`, and 404 for anything else. */
 export function fakeRest(conversations: Array<{ id: string; lastSeq: number }> = []) {
   const calls: string[] = [];
   const fetch = (async (input: RequestInfo | URL) => {
     const url = String(input);
     calls.push(url);
+    if (url.endsWith("/api/chat/rooms/general")) {
+      return new Response(JSON.stringify({ id: "general", name: "General" }), { headers: { "Content-Type": "application/json" } });
+    }
     if (url.includes("/api/chat/dms")) {
       return new Response(JSON.stringify({ conversations, nextCursor: null }), { headers: { "Content-Type": "application/json" } });
     }

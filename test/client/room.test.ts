@@ -238,4 +238,39 @@ describe("Room sends", () => {
     expect(JSON.parse(data.get("outbox:alice")!)).toEqual([]);
     await second.chat.close();
   });
+
+  it("gives up on a room that does not exist: after 3 refused attempts REST says 404, queued sends fail and leave the store", async () => {
+    const { chat, sockets, rest } = makeClient();
+    const room = chat.room("nope");
+    const errors: string[] = [];
+    const failed: string[] = [];
+    room.on("error", (e) => errors.push(e.code));
+    chat.on("failed", (f) => failed.push(f.entry.text ?? ""));
+    const outcome = room.send({ text: "into the void" }).then(
+      () => "stored",
+      (e) => e.code,
+    );
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      sockets.at(-1)!.refuse();
+      await vi.advanceTimersByTimeAsync(2000);
+    }
+    expect(await outcome).toBe("not_found");
+    expect(rest.calls.filter((u) => u.endsWith("/api/chat/rooms/nope"))).toHaveLength(1);
+    expect(errors).toEqual(["not_found"]);
+    expect(failed).toEqual(["into the void"]);
+    expect(room.state).toBe("closed");
+    const n = sockets.length;
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sockets.length).toBe(n);
+    // A room that exists is never given up, however long it stays unreachable.
+    const general = chat.room("general");
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      sockets.at(-1)!.refuse();
+      await vi.advanceTimersByTimeAsync(40_000);
+    }
+    expect(general.state).toBe("connecting");
+    await chat.close();
+  });
 });

@@ -320,3 +320,19 @@ test("a send whose ack is lost is retried with the same clientMsgId and stored o
     await proxy.close();
   }
 });
+
+test("a room that does not exist: the upgrade's 404 looks like a network failure, so after 3 attempts REST is asked and the send fails", async () => {
+  const alice = uid("alice");
+  const a = client(alice);
+  const room = a.room("no-such-room-here");
+  const errors = [];
+  room.on("error", (e) => errors.push(e.code));
+  const outcome = room.send({ text: "hello?" }).then(
+    () => "stored",
+    (e) => e.code,
+  );
+  assert.equal(await outcome, "not_found");
+  assert.deepEqual(errors, ["not_found"]);
+  assert.equal(room.state, "closed");
+  await a.close();
+});
