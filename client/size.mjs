@@ -1,6 +1,7 @@
 // Measures what each client library adds to a browser bundle: an entry that imports it is bundled
 // by esbuild (browser platform, ESM, minified, tree-shaken), then gzipped (level 9).
-// Run with `npm run size` (after `npm run build:client`); prints a Markdown table.
+// Run with `npm run size` (after `npm run build:client`); prints a Markdown table. `--check` also fails
+// (exit 1) when the SDK's ChatClient bundle is over its budget, BUDGET_GZ_BYTES minified and gzipped.
 import { build } from "esbuild";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -10,6 +11,8 @@ import { gzipSync } from "node:zlib";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 const version = (pkg) => JSON.parse(readFileSync(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")).version;
+
+const BUDGET_GZ_BYTES = 10_000;
 
 const targets = [
   { name: "@edge-chat/client (ChatClient)", code: 'import { ChatClient } from "@edge-chat/client"; globalThis.x = ChatClient;' },
@@ -47,7 +50,16 @@ export async function measure(code) {
 const kB = (n) => `${(n / 1000).toFixed(1)} kB`;
 console.log("| library | minified | minified + gzip |");
 console.log("| --- | ---: | ---: |");
+const sizes = [];
 for (const t of targets) {
   const { min, gz } = await measure(t.code);
+  sizes.push(gz);
   console.log(`| ${t.name} | ${kB(min)} | ${kB(gz)} |`);
+}
+if (process.argv.includes("--check")) {
+  if (sizes[0] > BUDGET_GZ_BYTES) {
+    console.error(`@edge-chat/client is ${kB(sizes[0])} minified + gzipped: over its ${kB(BUDGET_GZ_BYTES)} budget`);
+    process.exit(1);
+  }
+  console.log(`@edge-chat/client: ${kB(sizes[0])} of its ${kB(BUDGET_GZ_BYTES)} budget`);
 }
