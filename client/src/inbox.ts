@@ -1,4 +1,4 @@
-import type { BackoffOptions } from "./backoff.js";
+import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { Connection, type ConnectionContext, type ConnectionState, type Reply } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { ChatError, PERMANENT_CODES } from "./errors.js";
@@ -312,6 +312,7 @@ export class Inbox extends Emitter<InboxEvents> {
         // Without the list, sync every known conversation.
       }
     }
+    let failures = 0;
     for (let i = 0; i < ids.length; i += SYNC_CHUNK) {
       const chunk = ids.slice(i, i + SYNC_CHUNK);
       for (;;) {
@@ -320,9 +321,18 @@ export class Inbox extends Emitter<InboxEvents> {
         const reply = await new Promise<Reply>((resolve) => this.conn.request({ type: "sync", since }, resolve));
         if (session !== this.session || reply === null) return;
         if (reply.type === "error") {
-          this.emit("error", toError(reply));
-          break;
+          const err = toError(reply);
+          if (PERMANENT_CODES.has(err.code)) {
+            this.emit("error", err);
+            break;
+          }
+          // Throttled or a server hiccup: the same positions again, later (never skipped).
+          const wait = err.retryAfterMs ?? backoffDelay(failures++, this.ctx.backoff, this.ctx.random);
+          await new Promise((r) => setTimeout(r, wait));
+          if (session !== this.session) return;
+          continue;
         }
+        failures = 0;
         if (!reply.more) break;
       }
     }

@@ -1,6 +1,7 @@
-import { Connection, type ConnectionContext, type ConnectionState } from "./connection.js";
+import { backoffDelay } from "./backoff.js";
+import { Connection, stopTimer, type ConnectionContext, type ConnectionState, type Timer } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { ChatError } from "./errors.js";
+import { ChatError, PERMANENT_CODES } from "./errors.js";
 import { Outbox, type OutboxStore, type PendingSend } from "./outbox.js";
 import type { BackoffOptions } from "./backoff.js";
 import type { RoomMessage, ServerFrame } from "./wire.js";
@@ -70,8 +71,7 @@ const PROBE_AFTER_FAILURES = 3;
  * emitted in seq order once the gap is filled: none twice, none skipped.
  */
 export class Room extends Emitter<RoomEvents> {
-  /** The highest seq emitted (or known from the first `room_state`); null before the first join. */
-  position: number | null = null;
+  private pos: number | null = null;
   /** Who is present, from `room_state` and `system` frames. */
   present: PresentUser[] = [];
   private conn: Connection;
@@ -82,6 +82,8 @@ export class Room extends Emitter<RoomEvents> {
   private truncated = false;
   private openedSinceDown = false;
   private failuresInARow = 0;
+  private joinTimer: Timer | undefined;
+  private joinFailures = 0;
 
   constructor(
     readonly id: string,
@@ -113,8 +115,15 @@ export class Room extends Emitter<RoomEvents> {
       this.openedSinceDown = false;
       this.live = false;
       this.joining = false;
+      stopTimer(this.joinTimer);
+      this.joinTimer = undefined;
     });
     this.conn.on("frame", (f) => this.onFrame(f));
+  }
+
+  /** The highest seq emitted (or known from the first `room_state`); null before the first join. */
+  get position(): number | null {
+    return this.pos;
   }
 
   /** This room's socket state. */
@@ -172,6 +181,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** @internal */
   close(): void {
+    stopTimer(this.joinTimer);
     this.conn.close();
     this.live = false;
     this.outbox.abort(new ChatError("closed", `left room ${this.id}`));
@@ -194,11 +204,24 @@ export class Room extends Emitter<RoomEvents> {
     const since = this.reach();
     this.conn.request(since === undefined ? { type: "join_room" } : { type: "join_room", since }, (reply) => {
       if (reply === null) return; // Socket down: the next open joins again.
-      this.joining = false;
       if (reply.type === "error") {
-        this.emit("error", toError(reply));
+        const err = toError(reply);
+        if (PERMANENT_CODES.has(err.code)) {
+          // Refused for good (a ban, a private room): nothing queued for this room can be sent.
+          this.emit("error", err);
+          this.outbox.fail(err);
+          return this.close();
+        }
+        // Throttled (a long catch-up costs tokens) or a server hiccup: join again later, still holding.
+        const wait = err.retryAfterMs ?? backoffDelay(this.joinFailures++, this.ctx.backoff, this.ctx.random);
+        this.joinTimer = setTimeout(() => {
+          this.joinTimer = undefined;
+          if (this.conn.isOpen) this.join();
+        }, wait);
         return;
       }
+      this.joinFailures = 0;
+      this.joining = false;
       // The server answered room_state and the replay before this ack.
       if (this.truncated) return this.join();
       this.live = true;
@@ -210,7 +233,7 @@ export class Room extends Emitter<RoomEvents> {
   private onFrame(f: ServerFrame): void {
     switch (f.type) {
       case "room_state":
-        if (this.position === null) this.position = f.lastSeq;
+        if (this.pos === null) this.pos = f.lastSeq;
         // A first join's recent messages are history, shown from `state`; none of them is emitted.
         this.truncated = f.replayTruncated === true;
         this.present = f.present;
@@ -239,21 +262,21 @@ export class Room extends Emitter<RoomEvents> {
 
   /** The highest seq up to which the log is complete here: emitted, or held with no hole before it. */
   private reach(): number | undefined {
-    if (this.position === null) return undefined;
-    let seq = this.position;
+    if (this.pos === null) return undefined;
+    let seq = this.pos;
     while (this.held.has(seq + 1)) seq++;
     return seq;
   }
 
   /** Every message of the log, live, replayed or acked, goes through here. */
   private ingest(m: RoomMessage): void {
-    if (this.position !== null && m.seq <= this.position) return;
-    if (this.position === null || !this.live) {
+    if (this.pos !== null && m.seq <= this.pos) return;
+    if (this.pos === null || !this.live) {
       this.held.set(m.seq, m);
       return;
     }
-    if (m.seq === this.position + 1 && this.held.size === 0) {
-      this.position = m.seq;
+    if (m.seq === this.pos + 1 && this.held.size === 0) {
+      this.pos = m.seq;
       this.emit("message", m);
       return;
     }
@@ -272,12 +295,12 @@ export class Room extends Emitter<RoomEvents> {
     for (const seq of seqs) {
       const m = this.held.get(seq)!;
       this.held.delete(seq);
-      if (this.position !== null && seq <= this.position) continue;
-      if (!final && this.position !== null && seq !== this.position + 1) {
+      if (this.pos !== null && seq <= this.pos) continue;
+      if (!final && this.pos !== null && seq !== this.pos + 1) {
         this.held.set(seq, m);
         return;
       }
-      this.position = seq;
+      this.pos = seq;
       this.emit("message", m);
     }
   }

@@ -99,6 +99,27 @@ describe("Inbox resume", () => {
     await chat.close();
   });
 
+  it("a sync refused with rate_limited is sent again from the same positions after retryAfterMs", async () => {
+    const { chat, sockets, got, rest } = await openInbox([{ id: "dm_a", lastSeq: 1 }]);
+    sockets[0].open();
+    await settle();
+    rest.conversations.length = 0;
+    rest.conversations.push({ id: "dm_a", lastSeq: 3 });
+    const s = await reconnect(sockets);
+    const first = s.last("sync")!;
+    s.receive({ type: "error", id: first.id, code: "rate_limited", message: "slow down", retryAfterMs: 500 });
+    await vi.advanceTimersByTimeAsync(499);
+    expect(s.last("sync")!.id).toBe(first.id);
+    await vi.advanceTimersByTimeAsync(1);
+    const again = s.last("sync")!;
+    expect(again.id).not.toBe(first.id);
+    expect(again.since).toEqual({ dm_a: 1 });
+    answerSync(s, [dmMsg("dm_a", 2), dmMsg("dm_a", 3)]);
+    await settle();
+    expect(got).toEqual(["dm_a:2", "dm_a:3"]);
+    await chat.close();
+  });
+
   it("a live gap in one conversation triggers a sync of it and holds the later DMs until filled", async () => {
     const { chat, sockets, got } = await openInbox([{ id: "dm_a", lastSeq: 2 }]);
     const s = sockets[0];

@@ -20,6 +20,8 @@ function answerJoin(s: FakeSocket, lastSeq: number, over: Record<string, unknown
   return join;
 }
 
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 async function joinedRoom(lastSeq = 0, over = {}) {
   const c = makeClient(over);
   const room = c.chat.room("general");
@@ -96,6 +98,43 @@ describe("Room resume", () => {
     expect(rejoin.since).toBe(4);
     answerJoin(s, 7, {}, [roomMsg(5)]);
     expect(got).toEqual([4, 5, 6, 7]);
+    await chat.close();
+  });
+
+  it("a continuation join refused with rate_limited is sent again after retryAfterMs, and nothing is skipped", async () => {
+    const { chat, sockets, got } = await joinedRoom(0);
+    const s = await reconnect(sockets);
+    s.receive(roomState(1500, { replayTruncated: true, nextSince: 1000 }));
+    s.receive({ type: "batch", frames: Array.from({ length: 1000 }, (_, i) => ({ type: "message", message: roomMsg(1 + i) })) });
+    s.receive({ type: "ack", id: s.last("join_room")!.id });
+    const throttled = s.last("join_room")!;
+    expect(throttled.since).toBe(1000);
+    s.receive({ type: "error", id: throttled.id, code: "rate_limited", message: "slow down", retryAfterMs: 900 });
+    await vi.advanceTimersByTimeAsync(899);
+    expect(s.last("join_room")!.id).toBe(throttled.id);
+    expect(got).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    const again = s.last("join_room")!;
+    expect(again.id).not.toBe(throttled.id);
+    expect(again.since).toBe(1000);
+    answerJoin(s, 1500, {}, Array.from({ length: 500 }, (_, i) => roomMsg(1001 + i)));
+    expect(got).toEqual(range(1, 1500));
+    await chat.close();
+  });
+
+  it("a join refused for good (forbidden) fails the room's queued sends and closes it", async () => {
+    const { chat, sockets, room } = await joinedRoom(0);
+    const errors: string[] = [];
+    room.on("error", (e) => errors.push(e.code));
+    const s = await reconnect(sockets);
+    const outcome = room.send({ text: "x" }).then(
+      () => "stored",
+      (e) => e.code,
+    );
+    s.receive({ type: "error", id: s.last("join_room")!.id, code: "forbidden", message: "banned" });
+    expect(await outcome).toBe("forbidden");
+    expect(errors).toEqual(["forbidden"]);
+    expect(room.state).toBe("closed");
     await chat.close();
   });
 
