@@ -31,7 +31,9 @@ const clients = [];
 before(async () => {
   ensureClientBuilt();
   ({ ChatClient } = await import("@edge-chat/client"));
-  server = await startServer(SERVER_PORT);
+  // Senders may flood (the long-gap test writes 2500 messages); the burst, which bounds what one resume
+  // may replay before it is throttled, stays the default.
+  server = await startServer(SERVER_PORT, { vars: { RATE_REFILL_PER_SEC: "500" } });
 });
 
 after(async () => {
@@ -214,7 +216,9 @@ test("DMs sent while the recipient is disconnected arrive once after its inbox s
  */
 async function startProxy(listenPort, targetPort) {
   const conns = new Set();
+  let refusing = false;
   const srv = createServer((client) => {
+    if (refusing) return void client.destroy();
     const upstream = tcpConnect(targetPort, "127.0.0.1");
     const conn = { up: true, down: true, client, upstream };
     conns.add(conn);
@@ -233,6 +237,14 @@ async function startProxy(listenPort, targetPort) {
   await new Promise((r) => srv.listen(listenPort, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${listenPort}`,
+    /** Freezes the open connections and drops new ones at once, until `accept()`. */
+    cut() {
+      refusing = true;
+      this.freeze();
+    },
+    accept() {
+      refusing = false;
+    },
     freeze(which = "both") {
       for (const c of conns) {
         if (which === "both" || which === "down") c.down = false;
@@ -335,4 +347,79 @@ test("a room that does not exist: the upgrade's 404 looks like a network failure
   assert.deepEqual(errors, ["not_found"]);
   assert.equal(room.state, "closed");
   await a.close();
+});
+
+/** Sends `n` room messages on a raw socket, 20 in flight, resending with the same clientMsgId when throttled. */
+async function flood(sock, n, prefix) {
+  const pending = new Map();
+  let next = 0;
+  let done = 0;
+  await new Promise((resolve, reject) => {
+    const send = (i) => {
+      const id = `${prefix}-${i}`;
+      pending.set(id, i);
+      sock.send({ type: "send_room_message", id, clientMsgId: id, text: id });
+    };
+    const t = setTimeout(() => reject(new Error(`flood ${prefix}: ${done}/${n} after 60 s`)), 60_000);
+    sock.ws.addEventListener("message", (ev) => {
+      const data = JSON.parse(ev.data);
+      for (const f of data.type === "batch" ? data.frames : [data]) {
+        if (!pending.has(f.id)) continue;
+        const i = pending.get(f.id);
+        pending.delete(f.id);
+        if (f.type === "error" && f.code === "rate_limited") {
+          setTimeout(() => send(i), f.retryAfterMs ?? 10);
+          continue;
+        }
+        if (f.type !== "ack") return reject(new Error(JSON.stringify(f)));
+        if (++done === n) {
+          clearTimeout(t);
+          return resolve();
+        }
+        if (next < n) send(next++);
+      }
+    });
+    while (next < Math.min(20, n)) send(next++);
+  });
+}
+
+test("a client away for 2500 messages catches up through truncated replays (nextSince), once each, in order", async () => {
+  const proxy = await startProxy(PROXY_PORT, SERVER_PORT);
+  try {
+    const alice = uid("alice");
+    const senders = [0, 1, 2, 3, 4].map((i) => uid(`sender${i}`));
+    for (const u of [alice, ...senders]) assert.equal((await api(server.url, u, "/api/me")).status, 200);
+    const roomId = await newRoom(alice);
+    const a = client(alice, { baseUrl: proxy.url });
+    const ra = a.room(roomId);
+    const got = record(ra);
+    const states = [];
+    ra.on("state", (s) => states.push({ truncated: s.replayTruncated === true, nextSince: s.nextSince }));
+    await until(() => ra.position !== null && ra.state === "open", "joined");
+    await ra.send({ text: "before" });
+
+    proxy.cut();
+    await until(() => ra.state !== "open", "alice to be cut off", 15_000);
+    const socks = await Promise.all(senders.map((u) => connect(server.wsUrl, u, `/api/chat/rooms/${roomId}/ws`)));
+    for (const s of socks) {
+      s.send({ type: "join_room", id: "j" });
+      await s.waitFor((m) => m.type === "ack" && m.id === "j");
+    }
+    await Promise.all(socks.map((s, i) => flood(s, 500, `s${i}`)));
+    for (const s of socks) s.close();
+
+    proxy.accept();
+    await until(() => got.length >= 2501, "the catch-up", 60_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(seqs(got), range(1, 2501));
+    const log = await roomLog(alice, roomId);
+    assert.deepEqual(got.map((m) => m.id), log.map((m) => m.id));
+    // The server did cut the replay: the SDK followed nextSince (at least 3 joins after the reconnect).
+    const resumed = states.slice(1);
+    assert.ok(resumed.some((s) => s.truncated), JSON.stringify(resumed));
+    assert.ok(resumed.length >= 3, JSON.stringify(resumed));
+    await a.close();
+  } finally {
+    await proxy.close();
+  }
 });
