@@ -133,15 +133,14 @@ export class Inbox extends Emitter<InboxEvents> {
 
   /** @internal Reads the starting positions, then opens the socket. */
   async start(): Promise<void> {
-    if (this.baselined) return this.conn.start();
     try {
       for (const c of await this.ctx.conversations(true)) {
         if (!this.positions.has(c.id)) this.positions.set(c.id, c.lastSeq);
       }
+      this.baselined = true;
     } catch {
-      // Without the list, conversations start at the first DM seen on the socket.
+      // Unreadable now: the list read after the socket opens becomes the starting point instead.
     }
-    this.baselined = true;
     this.conn.start();
   }
 
@@ -305,6 +304,16 @@ export class Inbox extends Emitter<InboxEvents> {
       try {
         const heads = await this.ctx.conversations(false);
         if (session !== this.session) return;
+        if (!this.baselined) {
+          // The list could not be read before the first connect: it is the starting point now. A DM
+          // already held arrived live on this socket, so it is new even if the list counts it.
+          for (const c of heads) {
+            if (this.positions.has(c.id)) continue;
+            const first = Math.min(...(this.held.get(c.id)?.keys() ?? []));
+            this.positions.set(c.id, Math.min(c.lastSeq, first - 1));
+          }
+          this.baselined = true;
+        }
         // The socket was open before the list was read: anything newer than the list arrives live.
         const stale = heads.filter((c) => c.lastSeq > (this.positions.has(c.id) ? this.reach(c.id) : 0)).map((c) => c.id);
         ids = [...new Set([...stale, ...ids.filter((id) => this.held.get(id)?.size)])];

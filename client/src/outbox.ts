@@ -81,6 +81,18 @@ export class LocalStorageOutboxStore implements OutboxStore {
 
 type Stored = RoomMessage | DmMessage;
 
+/**
+ * Runs a store operation whose failure (a full localStorage, a closed database) must not fail the
+ * send: the entry is still queued in memory; it just would not survive a reload.
+ */
+function quietly(op: () => void | Promise<void>): void {
+  try {
+    void Promise.resolve(op()).catch(() => {});
+  } catch {
+    // Synchronous failure: same as above.
+  }
+}
+
 interface Item<M extends Stored> {
   entry: PendingSend;
   resolve(m: M): void;
@@ -122,7 +134,7 @@ export class Outbox<M extends Stored> {
   add(entry: PendingSend, persist = true): Promise<M> {
     return new Promise<M>((resolve, reject) => {
       this.items.push({ entry, resolve, reject });
-      if (persist) void Promise.resolve(this.store.put(entry)).catch(() => {});
+      if (persist) quietly(() => this.store.put(entry));
       this.pump();
     });
   }
@@ -144,14 +156,14 @@ export class Outbox<M extends Stored> {
       if (reply.type === "ack") {
         this.items.shift();
         this.transientFailures = 0;
-        void Promise.resolve(this.store.delete(item.entry.clientMsgId)).catch(() => {});
+        quietly(() => this.store.delete(item.entry.clientMsgId));
         const message = reply.message as M | undefined;
         if (message) this.host.stored(message);
         if (message) item.resolve(message);
         else item.reject(new ChatError("internal", "the ack carried no message"));
       } else if (PERMANENT_CODES.has(reply.code)) {
         this.items.shift();
-        void Promise.resolve(this.store.delete(item.entry.clientMsgId)).catch(() => {});
+        quietly(() => this.store.delete(item.entry.clientMsgId));
         const err = new ChatError(reply.code, reply.message);
         this.host.failed(item.entry, err);
         item.reject(err);
@@ -174,7 +186,7 @@ export class Outbox<M extends Stored> {
   /** Refuses every queued send for good: rejected, reported, and removed from the store. */
   fail(error: ChatError): void {
     for (const i of this.items) {
-      void Promise.resolve(this.store.delete(i.entry.clientMsgId)).catch(() => {});
+      quietly(() => this.store.delete(i.entry.clientMsgId));
       this.host.failed(i.entry, error);
     }
     this.abort(error);

@@ -69,12 +69,20 @@ export function socketClass() {
   return { WebSocket: S, sockets };
 }
 
-/** A fetch answering GET /api/chat/dms from a mutable list, the room `general`, and 404 for anything else. */
+/**
+ * A fetch answering GET /api/chat/dms from a mutable list, the room `general`, and 404 for anything
+ * else; `state.failures` makes that many next calls fail like a network error.
+ */
 export function fakeRest(conversations: Array<{ id: string; lastSeq: number }> = []) {
   const calls: string[] = [];
+  const state = { failures: 0 };
   const fetch = (async (input: RequestInfo | URL) => {
     const url = String(input);
     calls.push(url);
+    if (state.failures > 0) {
+      state.failures--;
+      throw new TypeError("fetch failed");
+    }
     if (url.endsWith("/api/chat/rooms/general")) {
       return new Response(JSON.stringify({ id: "general", name: "General" }), { headers: { "Content-Type": "application/json" } });
     }
@@ -83,7 +91,7 @@ export function fakeRest(conversations: Array<{ id: string; lastSeq: number }> =
     }
     return new Response(JSON.stringify({ error: { code: "not_found", message: "no" } }), { status: 404 });
   }) as typeof globalThis.fetch;
-  return { fetch, calls, conversations };
+  return { fetch, calls, conversations, state };
 }
 
 /** Lets pending promises and zero-delay timers run. */

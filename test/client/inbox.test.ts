@@ -120,6 +120,30 @@ describe("Inbox resume", () => {
     await chat.close();
   });
 
+  it("when the list cannot be read before the first connect, the list read after it is the starting point; DMs that came live are kept", async () => {
+    const c = makeClient();
+    c.rest.conversations.push({ id: "dm_a", lastSeq: 40 }, { id: "dm_b", lastSeq: 7 });
+    c.rest.state.failures = 1;
+    const inbox = c.chat.inbox();
+    const got: string[] = [];
+    inbox.on("dm", (m) => got.push(`${m.conversationId}:${m.seq}`));
+    await settle();
+    const s = c.sockets[0];
+    expect(s).toBeDefined();
+    s.open();
+    // A DM arrives live before the list is read (it is counted in the list's lastSeq 8).
+    c.rest.conversations[1].lastSeq = 8;
+    s.receive({ type: "dm", message: dmMsg("dm_b", 8) });
+    await settle();
+    // No history replayed as new: nothing to sync; the live DM is emitted; the next ones follow.
+    expect(s.last("sync")).toBeUndefined();
+    expect(got).toEqual(["dm_b:8"]);
+    s.receive({ type: "dm", message: dmMsg("dm_a", 41) });
+    expect(got).toEqual(["dm_b:8", "dm_a:41"]);
+    expect(inbox.position("dm_a")).toBe(41);
+    await c.chat.close();
+  });
+
   it("a live gap in one conversation triggers a sync of it and holds the later DMs until filled", async () => {
     const { chat, sockets, got } = await openInbox([{ id: "dm_a", lastSeq: 2 }]);
     const s = sockets[0];

@@ -312,4 +312,21 @@ describe("Room sends", () => {
     expect(general.state).toBe("connecting");
     await chat.close();
   });
+
+  it("a store that fails (a full localStorage) does not fail the send", async () => {
+    const storage: StorageLike = {
+      getItem: () => null,
+      setItem: () => {
+        throw new Error("QuotaExceededError");
+      },
+    };
+    const { chat, sockets, room } = await joinedRoom(0, { store: new LocalStorageOutboxStore("k", storage) });
+    const p = room.send({ text: "still goes" });
+    await settle();
+    const f = sockets[0].last("send_room_message")!;
+    expect(f.text).toBe("still goes");
+    sockets[0].receive({ type: "ack", id: f.id, message: roomMsg(1, { clientMsgId: f.clientMsgId }) });
+    await expect(p).resolves.toMatchObject({ seq: 1 });
+    await chat.close();
+  });
 });
