@@ -81,10 +81,17 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       this.inboxHandle?.wake();
       for (const r of this.rooms.values()) r.wake();
     };
+    // Gone offline: an open socket may be dead without knowing it; its ping's deadline will tell.
+    const check = () => {
+      this.inboxHandle?.wake(true);
+      for (const r of this.rooms.values()) r.wake(true);
+    };
     platform.addEventListener?.("online", wake);
+    platform.addEventListener?.("offline", check);
     platform.document?.addEventListener?.("visibilitychange", wake);
     this.unlisten = () => {
       platform.removeEventListener?.("online", wake);
+      platform.removeEventListener?.("offline", check);
       platform.document?.removeEventListener?.("visibilitychange", wake);
     };
     this.restored = this.restore();

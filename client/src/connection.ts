@@ -139,14 +139,16 @@ export class Connection extends Emitter<ConnectionEvents> {
    * The platform says the network is back or the page became visible: an open socket is checked with
    * a ping now (it may have died in the background); a socket waiting to retry retries soon, after a
    * short jittered delay rather than the grown backoff (every socket of every tab wakes at once).
+   * `checkOnly` (the platform went offline): only the ping, and a waiting socket shows "offline".
    */
-  wake(): void {
+  wake(checkOnly = false): void {
     if (this.closed || !this.started) return;
     if (this.ws) {
       if (this.isOpen) this.ping();
       return;
     }
     if (this.retryTimer === undefined) return;
+    if (checkOnly) return this.setState("offline");
     stopTimer(this.retryTimer);
     this.attempt = 0;
     const base = this.ctx.timing.backoff?.baseMs ?? 500;

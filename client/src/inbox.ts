@@ -145,8 +145,8 @@ export class Inbox extends Emitter<InboxEvents> {
   }
 
   /** @internal */
-  wake(): void {
-    this.conn.wake();
+  wake(checkOnly = false): void {
+    this.conn.wake(checkOnly);
   }
 
   /**

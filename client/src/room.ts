@@ -132,8 +132,8 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /** @internal The client's wake-up (online, page visible). */
-  wake(): void {
-    this.conn.wake();
+  wake(checkOnly = false): void {
+    this.conn.wake(checkOnly);
   }
 
   /** @internal Opens the socket (lazily, on first use). */

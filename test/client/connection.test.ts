@@ -173,6 +173,29 @@ describe("Connection (through a room)", () => {
     }
   });
 
+  it("on `offline` an open socket is pinged at once and dropped when the pong does not come", async () => {
+    const target = new EventTarget();
+    const g = globalThis as unknown as { addEventListener: unknown; removeEventListener: unknown };
+    const saved = [g.addEventListener, g.removeEventListener];
+    g.addEventListener = target.addEventListener.bind(target);
+    g.removeEventListener = target.removeEventListener.bind(target);
+    try {
+      const { chat, sockets } = makeClient({ pingIntervalMs: 60_000, pongTimeoutMs: 2000 });
+      const room = chat.room("general");
+      await settle();
+      sockets[0].open();
+      sockets[0].receive(roomState(0));
+      target.dispatchEvent(new Event("offline"));
+      expect(sockets[0].sent.at(-1)).toBe('{"type":"ping"}');
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(sockets[0].closedWith?.reason).toBe("heartbeat timeout");
+      expect(room.state).toBe("reconnecting");
+      await chat.close();
+    } finally {
+      [g.addEventListener, g.removeEventListener] = saved;
+    }
+  });
+
   it("unpacks batch frames in order and ignores unknown frame types and garbage", async () => {
     const { chat, sockets } = makeClient();
     const room = chat.room("general");
