@@ -77,9 +77,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     // The platform's hints: network back, page visible again. A wake-up is cheap (a ping on open
     // sockets, a jittered early retry on waiting ones).
     const wake = () => {
-      if (platform.document?.visibilityState === "hidden") return;
-      this.inboxHandle?.wake();
-      for (const r of this.rooms.values()) r.wake();
+      if (platform.document?.visibilityState !== "hidden") this.wake();
     };
     // Gone offline: an open socket may be dead without knowing it; its ping's deadline will tell.
     const check = () => {
@@ -168,6 +166,16 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (!this.closed) void inbox.start();
     this.updateState();
     return inbox;
+  }
+
+  /**
+   * Tells the client the network or the app is back (browsers do this by themselves from `online` and
+   * `visibilitychange`; in React Native call it from AppState "active" or a network listener): open
+   * sockets are checked with a ping, waiting ones retry soon.
+   */
+  wake(): void {
+    this.inboxHandle?.wake();
+    for (const r of this.rooms.values()) r.wake();
   }
 
   /** Resolves once sends kept in the store from an earlier session are queued again. */

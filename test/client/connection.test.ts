@@ -167,6 +167,18 @@ describe("Connection (through a room)", () => {
       target.dispatchEvent(new Event("online"));
       await vi.advanceTimersByTimeAsync(100);
       expect(sockets.length).toBe(n + 1);
+      // The same by hand (React Native): chat.wake(), once the backoff has grown again.
+      for (let i = 0; i < 10; i++) {
+        sockets.at(-1)!.refuse();
+        await vi.advanceTimersByTimeAsync(100 * 2 ** i);
+      }
+      const m = sockets.length;
+      sockets.at(-1)!.refuse();
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(sockets.length).toBe(m);
+      chat.wake();
+      await vi.advanceTimersByTimeAsync(100);
+      expect(sockets.length).toBe(m + 1);
       await chat.close();
     } finally {
       [g.addEventListener, g.removeEventListener] = saved;
