@@ -7,9 +7,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { SignJWT } from "jose";
-import { isLoopback, USER_ID_RE, usesDevelopmentSecret } from "../auth";
+import { isLoopback, usesDevelopmentSecret } from "../auth";
 import { DEV_JWT_SECRET } from "../dev-secret";
 import type { AppEnv } from "../env";
+import { USER_ID_RE } from "../ids";
 import { createRouter, errorResponses } from "../openapi";
 
 /** Lifetime of a development token. The demo asks for a new one on every connect, so it can be short. */

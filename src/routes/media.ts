@@ -6,6 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { logError } from "../log";
 import { mediaUrl } from "../media/claim";
 import { etagMatches, parseRange } from "../media/range";
 import { ALLOWED_CONTENT_TYPES, ALLOWED_TYPES, sniff } from "../media/sniff";
@@ -13,6 +14,7 @@ import type { MediaKind } from "../media/sniff";
 import { canRead, deleteMedia, findMedia, mediaLimits, storeMedia } from "../media/store";
 import type { MediaRow } from "../media/store";
 import { readUpload } from "../media/upload";
+import { rateLimit } from "../rate-limits";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 
 const UploadedMedia = z
@@ -71,11 +73,12 @@ media.openAPIRegistry.registerPath({
   },
   responses: {
     201: { description: "Stored", content: { "application/json": { schema: UploadedMedia } } },
-    ...errorResponses(400, 401, 413, 415),
+    ...errorResponses(400, 401, 413, 415, 429),
   },
 });
 
-media.post("/", async (c) => {
+// Limited before the body is read: a refused upload costs no bytes of reading.
+media.post("/", rateLimit("mediaUpload"), async (c) => {
   const user = c.get("user");
   const { maxBytes, quotaBytes } = mediaLimits(c.env);
   const bytes = await readUpload(c.req.raw, maxBytes);
@@ -140,7 +143,7 @@ async function download(c: Context<AppEnv>, id: string): Promise<Response> {
   const obj = await c.env.MEDIA.get(row.r2Key, partial ? { range: { offset: start, length } } : undefined);
   if (!obj) {
     // Metadata without bytes should not happen (R2 is written first, deleted last); do not hide it.
-    console.error(JSON.stringify({ level: "error", msg: "media: R2 object missing", mediaId: row.id, r2Key: row.r2Key }));
+    logError("media: R2 object missing", undefined, { mediaId: row.id, r2Key: row.r2Key });
     throw notFound();
   }
   return new Response(obj.body, { status, headers });
