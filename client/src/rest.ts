@@ -164,9 +164,9 @@ export class Rest {
     return this.call("GET", `/api/chat/dms/${encodeURIComponent(conversationId)}/messages`, q);
   }
 
-  /** Users the caller blocks. */
-  async blocks(): Promise<{ userId: string; createdAt: number }[]> {
-    return (await this.call<{ blocks: { userId: string; createdAt: number }[] }>("GET", "/api/chat/blocks")).blocks;
+  /** Users the caller blocks, most recent first, a page at a time (pass `nextCursor` back as `cursor`). */
+  blocks(q: { cursor?: string; limit?: number } = {}): Promise<{ blocks: { userId: string; createdAt: number }[]; nextCursor: string | null }> {
+    return this.call("GET", "/api/chat/blocks", q);
   }
 
   /** Blocks a user. */

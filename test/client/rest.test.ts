@@ -39,6 +39,8 @@ describe("REST helpers", () => {
     expect(calls[2].url).toBe("http://chat.test/api/chat/rooms/a%20room%2Fx/messages?before=10");
     await chat.rest.openConversation("bob");
     expect(calls[3].init.method).toBe("POST");
+    await chat.rest.blocks({ cursor: "c1", limit: 2 });
+    expect(calls[4].url).toBe("http://chat.test/api/chat/blocks?cursor=c1&limit=2");
     expect(calls[3].init.body).toBe('{"userId":"bob"}');
     await chat.close();
   });
