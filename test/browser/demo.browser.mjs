@@ -165,6 +165,18 @@ describe("demo chat in Chromium", () => {
     assert.equal(await bubbles(alice.page, "while you were away").count(), 1);
     assert.equal(await bubbles(alice.page, "offline dm 1").count(), 1);
 
+    // Bob blocks Alice from the DM header: her next DM is refused (shown as not sent), never reaches him.
+    await bobDm.getByTestId("block").filter({ hasText: "Block" }).click();
+    await bobDm.getByTestId("block").filter({ hasText: "Unblock" }).waitFor();
+    await say(alice.page, "can you hear me");
+    await alice.page.locator('.msg.failed[data-code="blocked"]', { hasText: "can you hear me" }).filter({ hasText: "Not sent:" }).waitFor();
+    await say(bobDm, "checking the block"); // Bob's own send is refused too: either side's block stops the pair
+    await bobDm.locator('.msg.failed[data-code="blocked"]', { hasText: "checking the block" }).waitFor();
+    assert.equal(await bubbles(bobDm, "can you hear me").count(), 0);
+    assert.equal(count(await historyTexts("bob", `/api/chat/dms/${conversationId}/messages`), "can you hear me"), 0);
+    await bobDm.getByTestId("block").filter({ hasText: "Unblock" }).click();
+    await bobDm.getByTestId("block").filter({ hasText: "Block" }).waitFor();
+
     assert.deepEqual([...alice.errors, ...bob.errors], [], "no uncaught errors in the pages");
     await alice.context.close();
     await bob.context.close();

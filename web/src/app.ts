@@ -56,6 +56,7 @@ export class App {
   private connection: ConnectionState = "connecting";
   private rooms: RoomInfo[] = [];
   private conversations = new Map<string, Conversation>();
+  private blocked = new Set<string>();
   private statuses = new Map<string, Status>();
   private names = new Map<string, string>();
   private view: View | null = null;
@@ -142,7 +143,7 @@ export class App {
     inbox.on("suggestion", () => void this.loadNearby());
     window.addEventListener("hashchange", () => void this.route());
     this.renderLists();
-    await Promise.all([this.loadRooms(), this.loadConversations()]);
+    await Promise.all([this.loadRooms(), this.loadConversations(), this.loadBlocks()]);
     this.timers.push(setInterval(() => void this.loadRooms(), ROOMS_REFRESH_MS));
     await this.route();
   }
@@ -175,6 +176,8 @@ export class App {
   private async loadConversations(): Promise<void> {
     try {
       const { conversations } = await this.chat.rest.conversations({ limit: 100 });
+      const open = this.view?.key.startsWith("dm/") ? this.view.key.slice(3) : null;
+      for (const c of conversations) if (c.id === open) c.unread = 0; // being read right now
       this.conversations = new Map(conversations.map((c) => [c.id, c]));
       for (const c of conversations) this.names.set(c.peer.id, c.peer.name);
       const peers = conversations.map((c) => c.peer.id);
@@ -323,7 +326,7 @@ export class App {
       (err: ChatError) => {
         if (err.code === "closed") return; // Left the room: nothing to show any more.
         list.remove(key);
-        list.add({ ...pending, key: `failed-${clientMsgId}`, state: "failed", error: err.message, retry: () => {
+        list.add({ ...pending, key: `failed-${clientMsgId}`, state: "failed", code: err.code, error: err.message, retry: () => {
           list.remove(`failed-${clientMsgId}`);
           this.sendRoom(room, list, text, mediaIds);
         } });
@@ -368,6 +371,7 @@ export class App {
       title: peer.name,
       badge: this.avatar(peer.id, peer.name, true),
       sub: h("div", { class: "sub", "data-testid": "dm-sub" }),
+      action: this.blockButton(peer),
       send: (text, mediaIds) => this.sendDm(peer.id, list, text, mediaIds),
       typing: (on) => inbox.typing(conversationId, on),
     });
@@ -412,9 +416,19 @@ export class App {
         this.markRead(m.conversationId);
       }
     } else if (conv && m.from !== this.session.userId) {
+      // Shown at once; the server's count replaces it a moment later (a DM replayed after a
+      // reconnect comes without a notification, and one may also arrive before its DM).
       conv.unread = Math.max(conv.unread, 0) + (m.seq > conv.readSeq ? 1 : 0);
+      this.refreshConversationsSoon();
     }
     this.renderLists();
+  }
+
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+  private refreshConversationsSoon(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => void this.loadConversations(), 500);
   }
 
   private markRead(conversationId: string): void {
@@ -442,12 +456,56 @@ export class App {
         (err: ChatError) => {
           if (err.code === "closed") return;
           list.remove(key);
-          list.add({ ...pending, key: `failed-${clientMsgId}`, state: "failed", error: err.message, retry: () => {
+          list.add({ ...pending, key: `failed-${clientMsgId}`, state: "failed", code: err.code, error: err.message, retry: () => {
             list.remove(`failed-${clientMsgId}`);
             this.sendDm(to, list, text, mediaIds);
           } });
         },
       );
+  }
+
+  /** Block / Unblock for the open DM's peer. A blocked peer's DMs (and yours to them) are refused by the server. */
+  private blockButton(peer: { id: string; name: string }): HTMLElement {
+    const button = h("button", { class: "btn secondary small", "data-testid": "block" });
+    const draw = () => {
+      const blocked = this.blocked.has(peer.id);
+      button.textContent = blocked ? "Unblock" : "Block";
+      button.title = blocked ? `Let ${peer.name} message you again` : `Stop ${peer.name} from messaging you`;
+    };
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        if (this.blocked.has(peer.id)) {
+          await this.chat.rest.unblock(peer.id);
+          this.blocked.delete(peer.id);
+        } else {
+          await this.chat.rest.block(peer.id);
+          this.blocked.add(peer.id);
+        }
+      } catch (err) {
+        alert(`Could not change the block: ${(err as Error).message}`);
+      } finally {
+        button.disabled = false;
+        draw();
+      }
+    });
+    draw();
+    return button;
+  }
+
+  private async loadBlocks(): Promise<void> {
+    try {
+      const blocked = new Set<string>();
+      let cursor: string | undefined;
+      do {
+        const page = await this.chat.rest.blocks({ limit: 100, cursor });
+        for (const b of page.blocks) blocked.add(b.userId);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      this.blocked = blocked;
+    } catch {
+      // Shown as not blocked; the server still refuses what it must.
+    }
   }
 
   /** Opens (creating if needed) the conversation with a user. */
@@ -481,7 +539,7 @@ export class App {
   private mountView(
     key: string,
     list: MessageList,
-    o: { title: string; badge: HTMLElement; sub: HTMLElement; send: View["send"]; typing: View["typing"] },
+    o: { title: string; badge: HTMLElement; sub: HTMLElement; action?: HTMLElement; send: View["send"]; typing: View["typing"] },
   ): View {
     const typingEl = h("div", { class: "typing", "aria-live": "polite", "data-testid": "typing" });
     const uploadEl = h("div", { class: "upload", hidden: true });
@@ -539,6 +597,7 @@ export class App {
       key.startsWith("room/")
         ? h("button", { class: "icon-btn", "aria-label": "People", title: "People", onclick: () => this.toggleMembers() }, icon("people"))
         : null,
+      o.action,
     );
     replace(
       this.mainEl,

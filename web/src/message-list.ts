@@ -19,7 +19,8 @@ export interface ListMessage {
   media?: { id: string; url: string; contentType: string; size: number }[];
   createdAt: number;
   state: "sent" | "pending" | "failed";
-  /** For a failed send: why, and how to try again. */
+  /** For a failed send: why (the server's error code and message), and how to try again. */
+  code?: string;
   error?: string;
   retry?: () => void;
 }
@@ -238,6 +239,7 @@ export class MessageList {
         "data-key": m.key,
         "data-seq": m.seq ?? "",
         "data-user": m.userId,
+        "data-code": m.code ?? null,
       },
       h("div", { class: "avatar small", style: `background:${colorFor(m.userId)}`, title: m.userName }, initials(m.userName)),
       h(
