@@ -50,7 +50,9 @@ export const TARGETS = {
       wranglerSync(["deploy", "--dry-run", "--outdir", path.join(work, "build")], { quiet: true });
       const toml = readFileSync(path.join(ROOT, "wrangler.toml"), "utf8")
         .replace(/^main = .*$/m, 'main = "build/index.js"\nno_bundle = true')
-        .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`);
+        .replace(/^migrations_dir = .*$/m, `migrations_dir = ${JSON.stringify(path.join(ROOT, "migrations"))}`)
+        // Paths in the copied config resolve from its new folder: point the demo's assets back home.
+        .replace(/^directory = .*$/m, `directory = ${JSON.stringify(path.join(ROOT, "web", "public"))}`);
       writeFileSync(path.join(work, "wrangler.toml"), toml);
       const port = PORTS.ours;
       const url = `http://127.0.0.1:${port}`;
