@@ -32,8 +32,9 @@ import {
 } from "../protocol";
 import { Fanout } from "./fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession, sweep } from "./presence";
-import { type BucketConfig, fullBucket, take } from "./rate-limit";
-import { getSession, setSession } from "./session";
+import type { BucketConfig } from "./rate-limit";
+import { closeFromServer, closeQuietly, getSession, isClosing, setSession } from "./session";
+import { RATE_BUCKETS_TABLE, UserBuckets } from "./user-buckets";
 import { upgradeHeaders } from "./upgrade";
 
 /**
@@ -96,6 +97,8 @@ export class ChatRoom extends DurableObject<Env> {
   private readonly connByWs = new WeakMap<WebSocket, Conn>();
   private readonly fanout: Fanout<WebSocket>;
   private readonly bucketCfg: BucketConfig;
+  /** The per-user rate limit, shared by a user's sockets and kept across reconnects (user-buckets.ts). */
+  private readonly buckets: UserBuckets;
   private readonly abuseLimit: number;
   private readonly presenceTimeoutMs: number;
 
@@ -118,11 +121,18 @@ export class ChatRoom extends DurableObject<Env> {
     this.bucketCfg = { burst: numVar(env.RATE_BURST, 20), refillPerSec: numVar(env.RATE_REFILL_PER_SEC, 10) };
     this.abuseLimit = numVar(env.RATE_ABUSE_LIMIT, 50);
     this.presenceTimeoutMs = numVar(env.PRESENCE_TIMEOUT_MS, 45_000);
+    this.buckets = new UserBuckets(() => ctx.storage.sql, this.bucketCfg);
+    const now = Date.now();
+    let closing = false;
     for (const ws of ctx.getWebSockets()) {
-      // Closing sockets are rebuilt too: a client's close may be what woke the object, and its
-      // departure still has to be announced. Sockets the server closed carry `joined: false`.
+      // Sockets a client is closing are rebuilt too: its close may be what woke the object, and its
+      // departure still has to be announced. Sockets the server closed (`closingAt`) never count
+      // again, whatever the runtime reports about them; the alarm closes them again.
       const session = getSession<RoomSession>(ws);
-      if (session) this.conns.set(session.connId, { ws, session });
+      if (!session) continue;
+      this.buckets.seed(session.userId, session.bucket, now);
+      if (!isClosing(session)) this.conns.set(session.connId, { ws, session });
+      else closing = true;
     }
     this.fanout = new Fanout<WebSocket>({
       targets: () => this.joinedSockets(),
@@ -132,6 +142,8 @@ export class ChatRoom extends DurableObject<Env> {
     // Reading the alarm creates no state, so the `__health__` ping stays stateless.
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
+      // Woken with sockets the server closed still listed: the sweep closes them again.
+      if (closing) this.scheduleAlarm(now + this.presenceTimeoutMs);
     });
   }
 
@@ -200,7 +212,7 @@ export class ChatRoom extends DurableObject<Env> {
         userId,
         name,
         connectedAt: now,
-        bucket: fullBucket(this.bucketCfg, now),
+        bucket: this.buckets.current(userId, now),
         strikes: 0,
         joined: false,
         lastSeenAt: now,
@@ -224,8 +236,10 @@ export class ChatRoom extends DurableObject<Env> {
       if (ws.readyState !== WebSocket.OPEN) return;
       conn = this.connOf(ws);
       if (!conn) {
+        // So are frames from a socket the server closed that the runtime reports open after a wake-up.
+        if (isClosing(getSession<RoomSession>(ws))) return;
         // A socket without an attachment cannot be attributed to a user; refuse it cleanly.
-        ws.close(CLOSE.POLICY, "unknown connection");
+        closeQuietly(ws, CLOSE.POLICY, "unknown connection");
         return;
       }
       this.ensureSchema();
@@ -233,8 +247,9 @@ export class ChatRoom extends DurableObject<Env> {
       const now = Date.now();
       const parsed = parseClientMessage(raw);
       requestId = parsed.ok ? parsed.msg.id : parsed.id;
-      // Every frame costs a token, bad ones too, so garbage cannot be flooded for free.
-      const t = take(s.bucket, this.bucketCfg, now);
+      // Every frame costs a token of the user's bucket, bad ones too, so garbage cannot be flooded
+      // for free, nor the bucket refilled by reconnecting.
+      const t = this.buckets.take(s.userId, now);
       s.bucket = t.state;
       s.lastSeenAt = now;
       if (!t.ok) {
@@ -273,12 +288,8 @@ export class ChatRoom extends DurableObject<Env> {
       this.ensureSchema();
       const conn = this.connOf(ws);
       if (conn) this.depart(conn);
-      // Complete the closing handshake; reserved codes (1005, 1006) must not be sent back.
-      try {
-        ws.close(code === 1005 || code === 1006 || code === 1015 ? CLOSE.NORMAL : code, "closed");
-      } catch {
-        // Already closed by the runtime's automatic reply.
-      }
+      // Complete the closing handshake; reserved codes (1005, 1006, 1015) are never sent back.
+      closeQuietly(ws, code, "closed");
     } catch (err) {
       this.log("close failed", err);
     }
@@ -315,8 +326,20 @@ export class ChatRoom extends DurableObject<Env> {
         const conn = this.conns.get(s.connId);
         if (conn) this.closeAndDepart(conn, CLOSE.GOING_AWAY, "heartbeat timeout");
       }
+      // Sockets the server closed before this sweep whose close never completed (a frozen client):
+      // closed again, and looked at again later for as long as the runtime still lists them. (Those
+      // closed just now normally go within milliseconds; if they do not, the next wake-up re-arms.)
+      let closing = 0;
+      for (const ws of this.ctx.getWebSockets()) {
+        const closingAt = getSession<RoomSession>(ws)?.closingAt;
+        if (closingAt === undefined || closingAt >= now) continue;
+        closing++;
+        closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
+      }
+      this.buckets.prune(now);
       if (this.statsDueAt !== null) await this.writeStats();
       if (nextAt !== null) this.scheduleAlarm(nextAt);
+      if (closing > 0) this.scheduleAlarm(now + this.presenceTimeoutMs);
     } catch (err) {
       this.log("alarm failed", err);
       // Try again later rather than lose the sweep or the stats.
@@ -420,7 +443,7 @@ export class ChatRoom extends DurableObject<Env> {
       // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
       // while one resume (of up to REPLAY_MAX messages) always goes through.
       if (pages > 1) {
-        s.bucket = { tokens: Math.max(-this.bucketCfg.burst, s.bucket.tokens - (pages - 1)), at: s.bucket.at };
+        s.bucket = this.buckets.charge(s.userId, Date.now(), pages - 1);
         setSession(ws, s);
       }
     }
@@ -541,23 +564,16 @@ export class ChatRoom extends DurableObject<Env> {
   /** Closes a socket from the server side and applies its departure now (the close event may never come). */
   private closeAndDepart(conn: Conn, code: number, reason: string): void {
     this.depart(conn);
-    try {
-      // Also in the attachment: the close event that follows (maybe after a rebuild) must not announce again.
-      conn.session.joined = false;
-      setSession(conn.ws, conn.session);
-    } catch (err) {
-      this.log("could not mark a closing socket", err, conn.session.connId);
-    }
-    try {
-      conn.ws.close(code, reason);
-    } catch {
-      // Already closing.
-    }
+    // The attachment says `joined: false` and `closingAt`: the close event that follows (maybe after
+    // a rebuild) announces nothing again, and the socket never counts again if that event never comes.
+    conn.session.joined = false;
+    closeFromServer(conn.ws, conn.session, code, reason, Date.now());
   }
 
   /** Removes a socket; idempotent. Announces `leave` when it was the user's last joined socket. */
   private depart(conn: Conn): void {
     if (!this.conns.delete(conn.session.connId)) return;
+    this.buckets.release(conn.session.userId, Date.now());
     if (conn.session.joined) this.announceLeaveIfLast(conn.session);
   }
 
@@ -585,7 +601,7 @@ export class ChatRoom extends DurableObject<Env> {
     const known = this.connByWs.get(ws);
     if (known !== undefined && this.conns.get(known.session.connId) === known) return known;
     const session = getSession<RoomSession>(ws);
-    if (!session) return null;
+    if (!session || isClosing(session)) return null;
     const cached = this.conns.get(session.connId);
     if (cached) {
       cached.ws = ws;
@@ -617,6 +633,7 @@ export class ChatRoom extends DurableObject<Env> {
       created_at INTEGER NOT NULL,
       UNIQUE (user_id, client_msg_id)
     )`);
+    sql.exec(RATE_BUCKETS_TABLE);
     const meta = new Map(sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray().map((r) => [r.key, r.value]));
     this.roomId = meta.get("room_id") ?? null;
     const due = meta.get("stats_due");

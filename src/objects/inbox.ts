@@ -17,14 +17,13 @@ import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, Ser
 import { assertNever, CLOSE, PAGE_MAX, parseClientMessage, PING_FRAME, PONG_FRAME } from "../protocol";
 import { mapBounded } from "./bounded";
 import { conversationIdFor, nextReadSeq, previewOf } from "./conversation";
-import { fullBucket, take } from "./rate-limit";
-import type { BucketConfig } from "./rate-limit";
-import { getSession, setSession } from "./session";
+import { closeFromServer, closeQuietly, getSession, isClosing, setSession } from "./session";
 import type { BaseSession } from "./session";
 import { chosenOnConnect, HIDDEN, publicView, sameView, sweepPlan } from "./status";
 import type { ChosenStatus, OwnStatus, StatusView } from "./status";
 import { inboxStub } from "./stubs";
 import { upgradeHeaders } from "./upgrade";
+import { RATE_BUCKETS_TABLE, UserBuckets } from "./user-buckets";
 
 /** Trusted headers the Worker sets on the upgrade it forwards here (client values are overwritten). */
 export const INBOX_HEADERS = {
@@ -176,6 +175,8 @@ export class Inbox extends DurableObject<Env> {
    * they are numbered here), and "presence" for status pushes, so they reach subscribers in order.
    */
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** The user's rate limit, shared by the user's sockets and kept across reconnects (user-buckets.ts). */
+  private readonly buckets: UserBuckets;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -218,6 +219,22 @@ export class Inbox extends DurableObject<Env> {
       );
       CREATE TABLE IF NOT EXISTS subscribers (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
     `);
+    this.sql.exec(RATE_BUCKETS_TABLE);
+    this.buckets = new UserBuckets(() => this.sql, {
+      burst: numVar(env.RATE_BURST, 20),
+      refillPerSec: numVar(env.RATE_REFILL_PER_SEC, 10),
+    });
+    const now = Date.now();
+    let closing = false;
+    for (const ws of ctx.getWebSockets()) {
+      const s = getSession<InboxSession>(ws);
+      if (s) this.buckets.seed(s.userId, s.bucket, now);
+      if (isClosing(s)) closing = true;
+    }
+    if (closing) {
+      // Woken with sockets the server closed still listed: the sweep closes them again.
+      void ctx.blockConcurrencyWhile(() => this.ensureAlarm(now));
+    }
     // The runtime answers the exact ping frame itself, without waking the object, and records when.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
@@ -267,7 +284,7 @@ export class Inbox extends DurableObject<Env> {
         userId,
         name,
         connectedAt: now,
-        bucket: fullBucket(this.bucketConfig(), now),
+        bucket: this.buckets.current(userId, now),
         strikes: 0,
         lastActive: now,
       });
@@ -294,28 +311,37 @@ export class Inbox extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped.
+    // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped, also
+    // when the runtime reports such a socket open again after a wake-up.
     if (ws.readyState !== WebSocket.OPEN) return;
     const session = getSession<InboxSession>(ws);
     if (!session) {
-      this.closeQuietly(ws, CLOSE.POLICY, "no session");
+      closeQuietly(ws, CLOSE.POLICY, "no session");
       return;
     }
+    if (isClosing(session)) return;
     let requestId: string | number | undefined;
     try {
       const now = Date.now();
       session.lastActive = now;
-      const taken = take(session.bucket, this.bucketConfig(), now);
+      // Parsed before the token is taken, so a refusal carries the frame's id.
+      const parsed = parseClientMessage(raw);
+      requestId = parsed.ok ? parsed.msg.id : parsed.id;
+      // Every frame costs a token of the user's bucket, bad ones too.
+      const taken = this.buckets.take(session.userId, now);
       session.bucket = taken.state;
       if (!taken.ok) {
         session.strikes += 1;
-        setSession(ws, session);
         if (session.strikes >= numVar(this.env.RATE_ABUSE_LIMIT, 50)) {
-          this.closeQuietly(ws, CLOSE.POLICY, "rate limit abuse");
+          this.send(ws, { type: "error", id: requestId, code: "rate_limited", message: "Too many frames; closing.", retryAfterMs: taken.retryAfterMs });
+          closeFromServer(ws, session, CLOSE.POLICY, "rate limit exceeded", now);
+          await this.socketGone(ws);
           return;
         }
+        setSession(ws, session);
         this.send(ws, {
           type: "error",
+          id: requestId,
           code: "rate_limited",
           message: "too many frames; slow down",
           retryAfterMs: taken.retryAfterMs,
@@ -324,12 +350,10 @@ export class Inbox extends DurableObject<Env> {
       }
       session.strikes = 0;
       setSession(ws, session);
-      const parsed = parseClientMessage(raw);
       if (!parsed.ok) {
         this.send(ws, { type: "error", id: parsed.id, code: parsed.code, message: parsed.message });
         return;
       }
-      requestId = parsed.msg.id;
       await this.dispatch(ws, session, parsed.msg);
     } catch (err) {
       if (err instanceof FrameError) {
@@ -343,14 +367,14 @@ export class Inbox extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    // Completes the closing handshake; reserved codes (1005, 1006) must not be echoed.
-    this.closeQuietly(ws, code === 1005 || code === 1006 || code === 1015 ? CLOSE.NORMAL : code, reason);
+    // Completes the closing handshake; reserved codes (1005, 1006, 1015) are never echoed.
+    closeQuietly(ws, code, reason);
     await this.socketGone(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     this.log("socket error", error, getSession<InboxSession>(ws)?.connId);
-    this.closeQuietly(ws, CLOSE.INTERNAL, "socket error");
+    closeQuietly(ws, CLOSE.INTERNAL, "socket error");
     await this.socketGone(ws);
   }
 
@@ -369,11 +393,26 @@ export class Inbox extends DurableObject<Env> {
         now,
         timeout,
       );
-      for (const key of plan.stale) this.closeQuietly(sockets[key], CLOSE.GOING_AWAY, "heartbeat timeout");
+      for (const key of plan.stale) {
+        const ws = sockets[key];
+        closeFromServer(ws, getSession<InboxSession>(ws), CLOSE.GOING_AWAY, "heartbeat timeout", now);
+      }
+      // Sockets the server closed before this sweep whose close never completed (a frozen client):
+      // closed again, and looked at again later for as long as the runtime still lists them. (Those
+      // closed just now normally go within milliseconds; if they do not, the next wake-up re-arms.)
+      let closing = 0;
+      for (const ws of this.ctx.getWebSockets()) {
+        const closingAt = getSession<InboxSession>(ws)?.closingAt;
+        if (closingAt === undefined || closingAt >= now) continue;
+        closing++;
+        closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
+      }
+      this.buckets.prune(now);
       // Also covers sockets that vanished without a close event (e.g. dropped with the object):
       // wentOffline acts only on the first call after the user was online.
       if (this.openSockets().length === 0) await this.wentOffline(now);
-      if (plan.nextAt !== null) await this.ctx.storage.setAlarm(Math.max(plan.nextAt, now + SWEEP_MIN_INTERVAL_MS));
+      const nextAt = closing > 0 ? Math.min(plan.nextAt ?? Infinity, now + timeout) : plan.nextAt;
+      if (nextAt !== null) await this.ctx.storage.setAlarm(Math.max(nextAt, now + SWEEP_MIN_INTERVAL_MS));
     } catch (err) {
       this.log("alarm", err);
     }
@@ -1071,6 +1110,8 @@ export class Inbox extends DurableObject<Env> {
 
   private async socketGone(ws: WebSocket): Promise<void> {
     try {
+      const s = getSession<InboxSession>(ws);
+      if (s) this.buckets.release(s.userId, Date.now());
       if (this.openSockets(ws).length === 0) await this.wentOffline(Date.now());
     } catch (err) {
       this.log("close", err, getSession<InboxSession>(ws)?.connId);
@@ -1205,9 +1246,14 @@ export class Inbox extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ sockets
 
-  /** Open sockets of the user, optionally leaving one out (the one closing). */
+  /**
+   * Open sockets of the user, optionally leaving one out (the one closing). A socket the server closed
+   * never counts, whatever `readyState` the runtime reports for it after a wake-up.
+   */
   private openSockets(except?: WebSocket): WebSocket[] {
-    return this.ctx.getWebSockets().filter((ws) => ws !== except && ws.readyState === WebSocket.OPEN);
+    return this.ctx
+      .getWebSockets()
+      .filter((ws) => ws !== except && ws.readyState === WebSocket.OPEN && !isClosing(getSession<InboxSession>(ws)));
   }
 
   /** Sends a frame to every open socket but `except`; returns how many got it. */
@@ -1233,14 +1279,6 @@ export class Inbox extends DurableObject<Env> {
     }
   }
 
-  private closeQuietly(ws: WebSocket, code: number, reason: string): void {
-    try {
-      ws.close(code, reason.slice(0, 120));
-    } catch {
-      // Already closed.
-    }
-  }
-
   private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(key) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -1250,10 +1288,6 @@ export class Inbox extends DurableObject<Env> {
       if (this.chains.get(key) === tail) this.chains.delete(key);
     });
     return next;
-  }
-
-  private bucketConfig(): BucketConfig {
-    return { burst: numVar(this.env.RATE_BURST, 20), refillPerSec: numVar(this.env.RATE_REFILL_PER_SEC, 10) };
   }
 
   private presenceTimeoutMs(): number {

@@ -12,10 +12,20 @@ export interface BaseSession {
   name: string;
   /** Epoch ms the socket was accepted. */
   connectedAt: number;
-  /** Rate-limit bucket. */
+  /**
+   * The user's rate-limit bucket as it was after this socket's last frame: a copy of the per-user
+   * bucket (`UserBuckets`), kept here so the bucket survives an eviction without a storage write per frame.
+   */
   bucket: BucketState;
   /** Frames refused in a row while the bucket was empty; reset by an accepted frame. */
   strikes: number;
+  /**
+   * Epoch ms the server closed this socket (heartbeat sweep, abuse, kick). A client that never
+   * completes the closing handshake keeps the socket in `ctx.getWebSockets()`, and after a wake-up
+   * the runtime may even report it `OPEN`: a socket with this mark never counts again (presence,
+   * caps, fan-out), and the sweep closes it again while it is still there.
+   */
+  closingAt?: number;
 }
 
 /** Reads a socket's attachment. */
@@ -26,4 +36,35 @@ export function getSession<T extends BaseSession>(ws: WebSocket): T | null {
 /** Writes a socket's attachment (at most 16 KiB serialized, per the runtime's limit). */
 export function setSession<T extends BaseSession>(ws: WebSocket, session: T): void {
   ws.serializeAttachment(session);
+}
+
+/** True for a socket the server has closed (see `BaseSession.closingAt`), whatever its `readyState`. */
+export function isClosing(session: Pick<BaseSession, "closingAt"> | null): boolean {
+  return session?.closingAt !== undefined;
+}
+
+/**
+ * Closes a socket from the server side: the attachment is marked first, so the socket never counts
+ * again even if its close never completes. Never throws, never sends a reserved code.
+ */
+export function closeFromServer<T extends BaseSession>(ws: WebSocket, session: T | null, code: number, reason: string, now: number): void {
+  if (session && session.closingAt === undefined) {
+    session.closingAt = now;
+    try {
+      setSession(ws, session);
+    } catch {
+      // The socket is already gone: nothing left to mark.
+    }
+  }
+  closeQuietly(ws, code, reason);
+}
+
+/** Closes a socket, never throwing (it may be closed already) and never sending a reserved code (1005, 1006, 1015). */
+export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  const safe = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
+  try {
+    ws.close(safe, reason.slice(0, 120));
+  } catch {
+    // Already closed.
+  }
 }
