@@ -494,7 +494,7 @@ export class Inbox extends DurableObject<Env> {
     }
     const text = msg.text !== undefined && msg.text.trim().length > 0 ? msg.text : undefined;
     const firstContact = !existing;
-    const subscribe = firstContact && this.canAutoSubscribe(msg.to);
+    const subscribe = firstContact;
     const res = await inboxStub(this.env, msg.to).receiveDm({
       id: crypto.randomUUID(),
       conversationId,
@@ -618,9 +618,12 @@ export class Inbox extends DurableObject<Env> {
     // GET /api/presence, so ids leak nothing. Subscribing is not the message hot path: D1 is fine here.
     const existing = await findUsers(this.env, asked);
     const ids = asked.filter((id) => existing.has(id));
+    // Only subscriptions the user asked for count here: automatic ones (DM peers, strangers' first
+    // messages among them) are bounded on their own and can never take this quota away.
     const known = new Set(
-      this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions").toArray().map((r) => r.user_id),
+      this.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions WHERE auto = 0").toArray().map((r) => r.user_id),
     );
+    // An automatic subscription asked for explicitly becomes explicit, and counts from then on.
     const added = ids.filter((id) => !known.has(id));
     const limit = this.subscribeLimit();
     if (known.size + added.length > limit) {
@@ -725,7 +728,7 @@ export class Inbox extends DurableObject<Env> {
     }
     const now = Date.now();
     const firstContact = !this.conversation(dm.conversationId);
-    const subscribeBack = firstContact && dm.senderAcceptsSubscriber !== false && this.canAutoSubscribe(dm.from);
+    const subscribeBack = firstContact && dm.senderAcceptsSubscriber !== false;
     // Anyone can write to anyone: a first message adds a watcher only within SUBSCRIBERS_MAX.
     const senderSubscribed = dm.senderSubscribes && this.canAddSubscriber(dm.from);
     const { message, unread } = this.ctx.storage.transactionSync(() => {
@@ -900,17 +903,14 @@ export class Inbox extends DurableObject<Env> {
     const created = !conv;
     if (!conv) {
       const now = Date.now();
-      const subscribe = this.canAutoSubscribe(peerId);
       this.ctx.storage.transactionSync(() => {
         this.upsertConversation(conversationId, peerId, peerName ?? peerId, now);
-        if (subscribe) this.addSubscription(peerId, true, now);
+        this.addSubscription(peerId, true, now);
       });
-      if (subscribe) {
-        const { view, subscribed } = await peer.addSubscriber(peerId, owner);
-        // Refused (the peer has SUBSCRIBERS_MAX watchers): no changes would come, so keep no row.
-        if (!subscribed) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", peerId);
-        this.notePeerStatus(peerId, view);
-      }
+      const { view, subscribed } = await peer.addSubscriber(peerId, owner);
+      // Refused (the peer has SUBSCRIBERS_MAX watchers): no changes would come, so keep no automatic row.
+      if (!subscribed) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ? AND auto = 1", peerId);
+      this.notePeerStatus(peerId, view);
       conv = this.conversation(conversationId)!;
     }
     return { ok: true, created, conversation: this.summary(conv) };
@@ -1208,19 +1208,34 @@ export class Inbox extends DurableObject<Env> {
     return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscribers").one().n < SUBSCRIBERS_MAX;
   }
 
-  /** DM peers are subscribed automatically, within the same limit as explicit subscriptions. */
-  private canAutoSubscribe(userId: string): boolean {
-    if (this.isSubscribedTo(userId)) return true;
-    const n = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions").one().n;
-    return n < this.subscribeLimit();
-  }
-
+  /**
+   * Records a subscription. An explicit one (`subscribe_presence`) replaces an automatic one for the
+   * same user. An automatic one (a DM peer, on first contact: anyone can cause one by writing) never
+   * replaces an explicit one and never counts against PRESENCE_SUBSCRIBE_LIMIT: automatic ones have a
+   * bound of their own (the same number), and past it the one whose conversation has been quiet the
+   * longest is dropped. Its inbox is not told: its next push is answered "no longer subscribed".
+   */
   private addSubscription(userId: string, auto: boolean, now: number): void {
+    if (!auto) {
+      this.sql.exec(
+        "INSERT INTO subscriptions (user_id, auto, created_at) VALUES (?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET auto = 0",
+        userId,
+        now,
+      );
+      return;
+    }
+    const { rowsWritten } = this.sql.exec("INSERT OR IGNORE INTO subscriptions (user_id, auto, created_at) VALUES (?, 1, ?)", userId, now);
+    if (rowsWritten === 0) return;
+    const n = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM subscriptions WHERE auto = 1").one().n;
+    const excess = n - this.subscribeLimit();
+    if (excess <= 0) return;
     this.sql.exec(
-      "INSERT OR IGNORE INTO subscriptions (user_id, auto, created_at) VALUES (?, ?, ?)",
+      `DELETE FROM subscriptions WHERE user_id IN (
+         SELECT s.user_id FROM subscriptions s LEFT JOIN conversations c ON c.peer_id = s.user_id
+         WHERE s.auto = 1 AND s.user_id <> ?
+         ORDER BY COALESCE(c.last_at, s.created_at) ASC, s.created_at ASC LIMIT ?)`,
       userId,
-      auto ? 1 : 0,
-      now,
+      excess,
     );
   }
 
