@@ -37,7 +37,17 @@ export const INBOX_HEADERS = {
 export interface InboxSession extends BaseSession {
   /** Epoch ms of the last frame received (auto-answered pings are tracked by the runtime). */
   lastActive: number;
+  /**
+   * Set on a socket opened with `?sync=1` until its `sync` is answered in full: live `dm` frames are
+   * not sent to it (its `sync` reads them from storage), so a resume gets every missed message and then
+   * the live ones, in seq order, each once. The value is the highest message rowid when the socket
+   * opened: messages of conversations the `sync` does not name that arrived after it are in its answer.
+   */
+  holdFrom?: number;
 }
+
+/** The query parameter of the inbox socket that holds live `dm` frames until the socket's `sync` (see `InboxSession.holdFrom`). */
+export const SYNC_PARAM = "sync";
 
 /** A conversation as listed for its owner. */
 export interface ConversationSummary {
@@ -279,7 +289,7 @@ export class Inbox extends DurableObject<Env> {
       const [client, server] = [pair[0], pair[1]];
       this.ctx.acceptWebSocket(server);
       const now = Date.now();
-      setSession<InboxSession>(server, {
+      const session: InboxSession = {
         connId: crypto.randomUUID(),
         userId,
         name,
@@ -287,7 +297,12 @@ export class Inbox extends DurableObject<Env> {
         bucket: this.buckets.current(userId, now),
         strikes: 0,
         lastActive: now,
-      });
+      };
+      if (new URL(request.url).searchParams.get(SYNC_PARAM) === "1") {
+        // Messages are never deleted, so rowids only grow: everything above this arrived after the open.
+        session.holdFrom = this.sql.exec<{ r: number }>("SELECT COALESCE(MAX(rowid), 0) AS r FROM messages").one().r;
+      }
+      setSession<InboxSession>(server, session);
       if (!wasOnline) {
         const own = this.ownStatus();
         this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
@@ -435,7 +450,7 @@ export class Inbox extends DurableObject<Env> {
       case "unsubscribe_presence":
         return this.onUnsubscribe(ws, session, msg);
       case "sync":
-        return this.onSync(ws, msg);
+        return this.onSync(ws, session, msg);
       case "ping":
         // A ping with extra fields (e.g. an id) is not the auto-answered frame: answer it here.
         this.send(ws, { type: "pong", id: msg.id });
@@ -677,9 +692,10 @@ export class Inbox extends DurableObject<Env> {
     this.send(ws, { type: "ack", id: msg.id });
   }
 
-  private onSync(ws: WebSocket, msg: Extract<ClientMessage, { type: "sync" }>): void {
-    // Synchronous from the first read to the last send: no live message can slip in between.
-    // At most SYNC_ROWS_MAX messages over all conversations; one row more is read to know if more remain.
+  private onSync(ws: WebSocket, session: InboxSession, msg: Extract<ClientMessage, { type: "sync" }>): void {
+    // Synchronous from the first read to the last send, and to the end of the hold: no live message
+    // can slip in between. At most SYNC_ROWS_MAX messages over all conversations; one row more is
+    // read to know if more remain.
     const frames: ServerFrameMessage[] = [];
     let budget = SYNC_ROWS_MAX;
     let more = false;
@@ -700,10 +716,44 @@ export class Inbox extends DurableObject<Env> {
       budget -= rows.length;
       if (more) break;
     }
+    if (!more && session.holdFrom !== undefined) {
+      // Held since the open: messages of conversations the sync does not name (a new peer's first
+      // message, say) that arrived during the hold were sent to no one; they follow, in arrival order.
+      const held = this.heldSince(session.holdFrom, new Set(Object.keys(msg.since)), budget + 1);
+      if (held.length > budget) {
+        more = true;
+        held.length = budget;
+      }
+      for (const r of held) frames.push({ type: "dm", message: rowToMessage(r) });
+    }
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
       this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
+    // Answered in full: the socket is live from here. Cut short, it stays held until the client's next
+    // sync (from its new positions) is answered in full, so live frames never overtake the replay.
+    if (!more && session.holdFrom !== undefined) {
+      delete session.holdFrom;
+      setSession(ws, session);
+    }
     this.send(ws, { type: "ack", id: msg.id, more: more || undefined });
+  }
+
+  /** Up to `limit` messages stored after rowid `after` outside the conversations in `named`, oldest first. */
+  private heldSince(after: number, named: ReadonlySet<string>, limit: number): MessageRow[] {
+    const out: MessageRow[] = [];
+    let cursor = after;
+    for (;;) {
+      const rows = this.sql
+        .exec<MessageRow & { rid: number }>("SELECT rowid AS rid, * FROM messages WHERE rowid > ? ORDER BY rowid ASC LIMIT ?", cursor, PAGE_MAX)
+        .toArray();
+      for (const r of rows) {
+        if (named.has(r.conversation_id)) continue;
+        out.push(r);
+        if (out.length >= limit) return out;
+      }
+      if (rows.length < PAGE_MAX) return out;
+      cursor = rows[rows.length - 1].rid;
+    }
   }
 
   // ------------------------------------------------------------------ RPC from other inboxes
@@ -1266,16 +1316,33 @@ export class Inbox extends DurableObject<Env> {
    * never counts, whatever `readyState` the runtime reports for it after a wake-up.
    */
   private openSockets(except?: WebSocket): WebSocket[] {
-    return this.ctx
-      .getWebSockets()
-      .filter((ws) => ws !== except && ws.readyState === WebSocket.OPEN && !isClosing(getSession<InboxSession>(ws)));
+    return this.liveSockets(except).map((c) => c.ws);
   }
 
-  /** Sends a frame to every open socket but `except`; returns how many got it. */
+  /** As `openSockets`, with each socket's attachment. */
+  private liveSockets(except?: WebSocket): { ws: WebSocket; session: InboxSession }[] {
+    const out: { ws: WebSocket; session: InboxSession }[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws === except || ws.readyState !== WebSocket.OPEN) continue;
+      const session = getSession<InboxSession>(ws);
+      if (session && !isClosing(session)) out.push({ ws, session });
+    }
+    return out;
+  }
+
+  /**
+   * Sends a frame to every open socket but `except`; returns how many got it. A socket held for its
+   * `sync` gets no `dm` frame (its sync reads the message from storage) but counts as reached.
+   */
   private broadcast(frame: ServerMessage, except?: WebSocket): number {
     const data = JSON.stringify(frame);
+    const holdable = frame.type === "dm";
     let n = 0;
-    for (const ws of this.openSockets(except)) {
+    for (const { ws, session } of this.liveSockets(except)) {
+      if (holdable && session.holdFrom !== undefined) {
+        n += 1;
+        continue;
+      }
       try {
         ws.send(data);
         n += 1;
