@@ -28,7 +28,7 @@ import {
   normalizeLon,
   roundLocation,
   unitVector,
-} from "../src/geo.ts";
+} from "../src/suggestions/geo.ts";
 import { ROOT, prepareLocalDb, startDev, wranglerSync } from "../scripts/lib/wrangler.mjs";
 import { destination, rng } from "../test/unit/geo-fixtures.ts";
 

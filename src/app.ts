@@ -6,6 +6,7 @@ import { authenticate } from "./auth";
 import { ensureUser } from "./db/queries";
 import type { AppEnv } from "./env";
 import { ApiError, errorBody } from "./errors";
+import { logError } from "./log";
 import { createRouter } from "./openapi";
 import { health } from "./routes/health";
 import { registerRoutes } from "./routes";
@@ -81,7 +82,7 @@ export function createApp() {
     if (err instanceof SyntaxError) {
       return c.json(errorBody("bad_request", "Request body is not valid JSON.", requestId), 400);
     }
-    console.error(JSON.stringify({ level: "error", requestId, path: c.req.path, error: String(err), stack: (err as Error)?.stack }));
+    logError("unhandled error", err, { requestId, path: c.req.path });
     return c.json(errorBody("internal", "Internal error.", requestId), 500);
   });
 

@@ -6,11 +6,10 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from "jose";
 import type { AuthUser } from "./env";
 import { ApiError } from "./errors";
+import { USER_ID_RE } from "./ids";
 
 import { DEV_JWT_SECRET } from "./dev-secret";
 
-/** User ids are the token's `sub`: printable, no whitespace, bounded. */
-export const USER_ID_RE = /^[A-Za-z0-9_.:@|+-]{1,128}$/;
 const NAME_MAX = 64;
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);

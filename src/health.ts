@@ -2,6 +2,7 @@
 import { drizzle } from "drizzle-orm/d1";
 import { lt } from "drizzle-orm";
 import { uptimeChecks } from "./db/schema";
+import { logError } from "./log";
 import { roomStub } from "./objects/stubs";
 
 export interface CheckResult {
@@ -54,7 +55,7 @@ export async function runSelfCheck(env: Env, now = Date.now()): Promise<{ ok: bo
     await db.delete(uptimeChecks).where(lt(uptimeChecks.checkedAt, now - KEEP_MS));
   } catch (err) {
     // D1 itself may be what is down; the failed check is already in `result`.
-    console.error("self-check: could not record result", err);
+    logError("self-check: could not record result", err);
   }
   return result;
 }

@@ -1,6 +1,7 @@
 /** Worker entry: the HTTP app, the scheduled self-check and media sweep, the push queue consumer, and the Durable Object classes. */
 import { createApp } from "./app";
 import { runSelfCheck } from "./health";
+import { logError } from "./log";
 import { sweepOrphanObjects, sweepUnattachedMedia } from "./media/store";
 import { handlePushBatch } from "./push";
 
@@ -13,8 +14,8 @@ export default {
   fetch: app.fetch,
   async scheduled(_controller, env, ctx) {
     ctx.waitUntil(runSelfCheck(env));
-    ctx.waitUntil(sweepUnattachedMedia(env).catch((err) => console.error("media sweep failed", err)));
-    ctx.waitUntil(sweepOrphanObjects(env).catch((err) => console.error("orphan object sweep failed", err)));
+    ctx.waitUntil(sweepUnattachedMedia(env).catch((err) => logError("media sweep failed", err)));
+    ctx.waitUntil(sweepOrphanObjects(env).catch((err) => logError("orphan object sweep failed", err)));
   },
   async queue(batch, env) {
     await handlePushBatch(batch, env);

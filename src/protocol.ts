@@ -4,6 +4,7 @@
  * No Cloudflare imports: this file is pure.
  */
 import { z } from "zod";
+import { UserId } from "./ids";
 
 /** Longest message text, in characters. */
 export const TEXT_MAX = 4000;
@@ -46,7 +47,6 @@ export const WsErrorCode = z.enum([
 ]);
 export type WsErrorCode = z.infer<typeof WsErrorCode>;
 
-const UserId = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
 const ClientMsgId = z.string().min(1).max(64);
 const RequestId = z.union([z.string().max(64), z.number().int()]).optional();
 const Text = z.string().max(TEXT_MAX, `text is longer than ${TEXT_MAX} characters`);

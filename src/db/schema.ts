@@ -74,7 +74,7 @@ export const userLocations = sqliteTable(
     userId: text("user_id").primaryKey(),
     lat: real("lat").notNull(),
     lon: real("lon").notNull(),
-    /** Spatial cell of (lat, lon) (`cellOf` in src/geo.ts); queries touch only the cells around the caller. */
+    /** Spatial cell of (lat, lon) (`cellOf` in src/suggestions/geo.ts); queries touch only the cells around the caller. */
     cell: text("cell").notNull(),
     updatedAt: integer("updated_at").notNull(),
     /** Unit vector of (lat, lon): SQL tests great-circle distance as a dot product, without trigonometry. */

@@ -6,6 +6,7 @@ import { D1_PARAMS_MAX, db } from "../db/queries";
 import { media } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError } from "../errors";
+import { logError } from "../log";
 import type { SniffedType } from "./sniff";
 
 /** A media metadata row. */
@@ -163,7 +164,7 @@ export async function deleteMedia(env: Env, ownerId: string, id: string): Promis
     await env.MEDIA.delete(row.r2Key);
   } catch (err) {
     // The row is gone, so the bytes are unreachable; only storage is lost. Logged for cleanup.
-    console.error(JSON.stringify({ level: "error", msg: "media: R2 delete failed", mediaId: id, r2Key: row.r2Key, error: String(err) }));
+    logError("media: R2 delete failed", err, { mediaId: id, r2Key: row.r2Key });
   }
   return "deleted";
 }
@@ -194,7 +195,7 @@ export async function sweepUnattachedMedia(env: Env, now = Date.now()): Promise<
     try {
       await env.MEDIA.delete(row.r2Key);
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", msg: "media sweep: R2 delete failed", mediaId: row.id, r2Key: row.r2Key, error: String(err) }));
+      logError("media sweep: R2 delete failed", err, { mediaId: row.id, r2Key: row.r2Key });
     }
   }
   return removed;

@@ -2,10 +2,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { findUser } from "../db/queries";
 import { ApiError } from "../errors";
+import { UserId } from "../ids";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 
-const UserIdSchema = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
 const BlockSchema = z.object({ userId: z.string(), createdAt: z.number() }).openapi("Block");
 
 export const blocks = createRouter()
@@ -33,7 +33,7 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Block a user: no DMs either way, and neither sees the other's status",
       security: bearerSecurity,
-      request: { body: { content: { "application/json": { schema: z.object({ userId: UserIdSchema }) } }, required: true } },
+      request: { body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true } },
       responses: {
         200: { description: "Already blocked", content: { "application/json": { schema: BlockSchema } } },
         201: { description: "Blocked", content: { "application/json": { schema: BlockSchema } } },
@@ -56,7 +56,7 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Unblock a user (idempotent)",
       security: bearerSecurity,
-      request: { params: z.object({ userId: UserIdSchema.openapi({ param: { name: "userId", in: "path" } }) }) },
+      request: { params: z.object({ userId: UserId.meta({ param: { name: "userId", in: "path" } }) }) },
       responses: {
         204: { description: "Not blocked (any more)" },
         ...errorResponses(400, 401),

@@ -5,13 +5,13 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, errorBody } from "../errors";
-import { locationFromRequest, recordLocation } from "../location";
+import { locationFromRequest, recordLocation } from "../suggestions/location";
 import { INBOX_HEADERS } from "../objects/inbox";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { CONVERSATION_CURSOR_RE, UserId } from "../ids";
+import { logError } from "../log";
 import { DmMessage, PAGE_MAX } from "../protocol";
-
-const UserIdSchema = z.string().regex(/^[A-Za-z0-9_.:@|+-]{1,128}$/, "must be a user id");
 
 const DmMessageSchema = DmMessage.openapi("DmMessage");
 
@@ -51,7 +51,7 @@ dms.get("/ws", async (c) => {
     // Suggestions only: never hold the upgrade for it, never fail it.
     c.executionCtx.waitUntil(
       recordLocation(c.env, user.id, coords).catch((err: unknown) =>
-        console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), where: "recordLocation", error: String(err) })),
+        logError("suggestions: recordLocation failed", err, { requestId: c.get("requestId"), userId: user.id }),
       ),
     );
   }
@@ -77,7 +77,7 @@ dms.openapi(
         limit: z.coerce.number().int().min(1).max(200).default(50),
         cursor: z
           .string()
-          .regex(/^\d{1,16}\.dm_[0-9a-f]{32}$/, "must be the nextCursor of a previous page")
+          .regex(CONVERSATION_CURSOR_RE, "must be the nextCursor of a previous page")
           .optional(),
       }),
     },
@@ -108,7 +108,7 @@ dms.openapi(
     summary: "Create or return the conversation with a user (idempotent)",
     security: bearerSecurity,
     request: {
-      body: { content: { "application/json": { schema: z.object({ userId: UserIdSchema }) } }, required: true },
+      body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true },
     },
     responses: {
       200: { description: "The existing conversation", content: { "application/json": { schema: ConversationSchema } } },

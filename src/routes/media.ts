@@ -6,6 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { logError } from "../log";
 import { mediaUrl } from "../media/claim";
 import { etagMatches, parseRange } from "../media/range";
 import { ALLOWED_CONTENT_TYPES, ALLOWED_TYPES, sniff } from "../media/sniff";
@@ -140,7 +141,7 @@ async function download(c: Context<AppEnv>, id: string): Promise<Response> {
   const obj = await c.env.MEDIA.get(row.r2Key, partial ? { range: { offset: start, length } } : undefined);
   if (!obj) {
     // Metadata without bytes should not happen (R2 is written first, deleted last); do not hide it.
-    console.error(JSON.stringify({ level: "error", msg: "media: R2 object missing", mediaId: row.id, r2Key: row.r2Key }));
+    logError("media: R2 object missing", undefined, { mediaId: row.id, r2Key: row.r2Key });
     throw notFound();
   }
   return new Response(obj.body, { status, headers });

@@ -1,12 +1,12 @@
 /** Statuses of several users in one call, as the caller may see them (blocked either way: offline). */
 import { createRoute, z } from "@hono/zod-openapi";
+import { USER_ID_RE } from "../ids";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { Status } from "../protocol";
 
 /** Most user ids per request. */
 export const PRESENCE_QUERY_MAX = 100;
-const USER_ID_RE = /^[A-Za-z0-9_.:@|+-]{1,128}$/;
 
 const PresenceSchema = z
   .object({ userId: z.string(), status: Status, lastSeen: z.number().nullable() })

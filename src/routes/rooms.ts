@@ -8,7 +8,7 @@ import { db } from "../db/queries";
 import { rooms as roomsTable } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError, errorBody } from "../errors";
-import { cellOf } from "../geo";
+import { cellOf } from "../suggestions/geo";
 import { ROOM_HEADERS } from "../objects/chat-room";
 import { roomStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";

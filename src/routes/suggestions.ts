@@ -4,7 +4,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError } from "../errors";
-import { ACTIVE_WINDOW_MS, SUGGEST_RADIUS_KM, SUGGEST_THRESHOLD, type Suggestion } from "../geo";
+import { ACTIVE_WINDOW_MS, SUGGEST_RADIUS_KM, SUGGEST_THRESHOLD, type Suggestion } from "../suggestions/geo";
 import {
   cfLocation,
   cityNear,
@@ -14,7 +14,7 @@ import {
   suggestionsAt,
   type StoredLocation,
   type Timings,
-} from "../location";
+} from "../suggestions/location";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 
 const NearbyRoomSchema = z

@@ -1,7 +1,7 @@
 /** REST /api/chat/rooms and the room socket's refusals before the upgrade, through the worker's fetch. */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { cellOf } from "../../src/geo";
+import { cellOf } from "../../src/suggestions/geo";
 import { ROOM_CATEGORIES, slugify } from "../../src/routes/rooms";
 import { api, BASE, tokenFor } from "../helpers";
 import { joined, sendText } from "../objects/room-helpers";

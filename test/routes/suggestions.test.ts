@@ -6,8 +6,8 @@
  */
 import { env } from "cloudflare:test";
 import { beforeEach, describe, expect, it } from "vitest";
-import { ACTIVE_WINDOW_MS, SUGGEST_RADIUS_KM, cellOf, haversineKm, roundLocation } from "../../src/geo";
-import { notifySuggestion, storeLocation, storedLocation, suggestionsAt } from "../../src/location";
+import { ACTIVE_WINDOW_MS, SUGGEST_RADIUS_KM, cellOf, haversineKm, roundLocation } from "../../src/suggestions/geo";
+import { notifySuggestion, storeLocation, storedLocation, suggestionsAt } from "../../src/suggestions/location";
 import type { ServerMessage } from "../../src/protocol";
 import { api, connectWs } from "../helpers";
 import { destination, rng } from "../unit/geo-fixtures";

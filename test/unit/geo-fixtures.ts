@@ -1,6 +1,6 @@
 /** Test fixtures for the geo and suggestions tests: a seeded PRNG and the destination formula. */
 // With the .ts extension so bench/suggestions.mjs can load this file in plain Node (type stripping).
-import { EARTH_RADIUS_KM, normalizeLon } from "../../src/geo.ts";
+import { EARTH_RADIUS_KM, normalizeLon } from "../../src/suggestions/geo.ts";
 
 /** mulberry32: a small seeded PRNG, so a failing case can be replayed from its seed. */
 export function rng(seed: number): () => number {

@@ -19,7 +19,7 @@ import {
   unitVector,
   validCoords,
   type NearbyRoom,
-} from "../../src/geo";
+} from "../../src/suggestions/geo";
 import { destination, rng } from "./geo-fixtures";
 
 /** Centers that stress the cover: random, antimeridian, high latitudes, poles, exact cell edges. */

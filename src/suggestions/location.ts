@@ -10,8 +10,9 @@
  * leaves the database.
  */
 import { and, desc, eq, gt, inArray, isNotNull, lt, ne, sql } from "drizzle-orm";
-import { db } from "./db/queries";
-import { rooms, suggestionNotices, userLocations } from "./db/schema";
+import { db } from "../db/queries";
+import { logError } from "../log";
+import { rooms, suggestionNotices, userLocations } from "../db/schema";
 import {
   ACTIVE_WINDOW_MS,
   SUGGEST_RADIUS_KM,
@@ -29,8 +30,8 @@ import {
   type NearbyRoom,
   type Suggestion,
 } from "./geo";
-import { inboxStub } from "./objects/stubs";
-import type { ServerFrameMessage } from "./protocol";
+import { inboxStub } from "../objects/stubs";
+import type { ServerFrameMessage } from "../protocol";
 
 /** A location reported for a user. */
 export interface Coords {
@@ -289,7 +290,7 @@ export async function recordAndSuggest(
     await timed(opts.timings, "notify", () => notifySuggestion(env, userId, stored, suggestion, now, opts));
   } catch (err) {
     // The notification is a nicety: its failure must not fail the recording or the caller's request.
-    console.error(JSON.stringify({ level: "error", where: "notifySuggestion", userId, error: String(err) }));
+    logError("suggestions: notifySuggestion failed", err, { userId });
   }
   return { stored, suggestion };
 }
@@ -303,6 +304,6 @@ export async function recordLocation(env: Env, userId: string, coords: Coords, n
   try {
     await recordAndSuggest(env, userId, coords, now);
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", where: "recordLocation", userId, error: String(err) }));
+    logError("suggestions: recordLocation failed", err, { userId });
   }
 }
