@@ -23,19 +23,15 @@ import {
   type ClientMessage,
   type MediaDescriptor,
   PAGE_MAX,
-  parseClientMessage,
   PING_FRAME,
   PONG_FRAME,
   type RoomMessage,
-  type ServerMessage,
-  type WsErrorCode,
 } from "../protocol";
 import { Fanout } from "./fanout";
-import { hasOtherJoined, onlineCount, presentUsers, type RoomSession, sweep } from "./presence";
-import type { BucketConfig } from "./rate-limit";
-import { closeFromServer, closeQuietly, getSession, isClosing, setSession } from "./session";
-import { RATE_BUCKETS_TABLE, UserBuckets } from "./user-buckets";
-import { upgradeHeaders } from "./upgrade";
+import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
+import { getSession, isClosing, setSession } from "./session";
+import { hostConfig, type HostedSocket, SocketHost } from "./socket-host";
+import { RATE_BUCKETS_TABLE } from "./user-buckets";
 
 /**
  * Headers the Worker route sets on the request it forwards to the room, overwriting any the client
@@ -84,10 +80,7 @@ type MessageRow = {
   created_at: number;
 };
 
-interface Conn {
-  ws: WebSocket;
-  session: RoomSession;
-}
+type Conn = HostedSocket<RoomSession>;
 
 /** One public room: its sockets, presence, message log and sequence numbers. */
 export class ChatRoom extends DurableObject<Env> {
@@ -96,11 +89,8 @@ export class ChatRoom extends DurableObject<Env> {
   /** The same connections by socket object, for the per-frame lookup; misses fall back to the attachment. */
   private readonly connByWs = new WeakMap<WebSocket, Conn>();
   private readonly fanout: Fanout<WebSocket>;
-  private readonly bucketCfg: BucketConfig;
-  /** The per-user rate limit, shared by a user's sockets and kept across reconnects (user-buckets.ts). */
-  private readonly buckets: UserBuckets;
-  private readonly abuseLimit: number;
-  private readonly presenceTimeoutMs: number;
+  /** The socket layer shared with the Inbox: accept, the frame pipeline, the sweep, close, send, log. */
+  private readonly host: SocketHost<RoomSession>;
 
   /** Loaded from storage by `ensureSchema()`; null until then. */
   private roomId: string | null = null;
@@ -118,32 +108,39 @@ export class ChatRoom extends DurableObject<Env> {
     super(ctx, env);
     // Answered by the runtime without waking the object: keeps idle rooms hibernated.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
-    this.bucketCfg = { burst: numVar(env.RATE_BURST, 20), refillPerSec: numVar(env.RATE_REFILL_PER_SEC, 10) };
-    this.abuseLimit = numVar(env.RATE_ABUSE_LIMIT, 50);
-    this.presenceTimeoutMs = numVar(env.PRESENCE_TIMEOUT_MS, 45_000);
-    this.buckets = new UserBuckets(() => ctx.storage.sql, this.bucketCfg);
+    this.host = new SocketHost<RoomSession>(
+      ctx,
+      hostConfig(env, SOCKETS_PER_USER_MAX),
+      () => `ChatRoom:${this.roomId ?? ctx.id.toString()}`,
+      () => ctx.storage.sql,
+      {
+        sessionOf: (ws) => this.connOf(ws)?.session ?? null,
+        ready: () => this.ensureSchema(),
+        dispatch: (ws, session, msg) => this.dispatch(this.conns.get(session.connId) ?? { ws, session }, msg),
+        onServerClose: (ws, session) => {
+          const conn = this.conns.get(session.connId);
+          if (conn) this.depart(conn);
+          // Also in the attachment: the close event that follows (maybe after a rebuild) announces nothing again.
+          session.joined = false;
+        },
+      },
+    );
+    // Sockets a client is closing are rebuilt too: its close may be what woke the object, and its
+    // departure still has to be announced. Sockets the server closed (`closingAt`) never count again,
+    // whatever the runtime reports about them; the alarm closes them again.
     const now = Date.now();
-    let closing = false;
-    for (const ws of ctx.getWebSockets()) {
-      // Sockets a client is closing are rebuilt too: its close may be what woke the object, and its
-      // departure still has to be announced. Sockets the server closed (`closingAt`) never count
-      // again, whatever the runtime reports about them; the alarm closes them again.
-      const session = getSession<RoomSession>(ws);
-      if (!session) continue;
-      this.buckets.seed(session.userId, session.bucket, now);
-      if (!isClosing(session)) this.conns.set(session.connId, { ws, session });
-      else closing = true;
-    }
+    const { live, closing } = this.host.wake(now);
+    for (const conn of live) this.conns.set(conn.session.connId, conn);
     this.fanout = new Fanout<WebSocket>({
       targets: () => this.joinedSockets(),
       windowMs: Math.max(0, numVar(env.FANOUT_WINDOW_MS, 5)),
-      onSendError: (ws, err) => this.log("send failed", err, getSession<RoomSession>(ws)?.connId),
+      onSendError: (ws, err) => this.host.log("send failed", err, getSession<RoomSession>(ws)?.connId),
     });
     // Reading the alarm creates no state, so the `__health__` ping stays stateless.
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
       // Woken with sockets the server closed still listed: the sweep closes them again.
-      if (closing) this.scheduleAlarm(now + this.presenceTimeoutMs);
+      if (closing) this.scheduleAlarm(now + this.host.cfg.presenceTimeoutMs);
     });
   }
 
@@ -198,88 +195,20 @@ export class ChatRoom extends DurableObject<Env> {
       this.rememberRoomId(roomId);
       let mine = 0;
       for (const c of this.conns.values()) if (c.session.userId === userId) mine++;
-      if (mine >= SOCKETS_PER_USER_MAX) {
-        return errorResponse(
-          new ApiError({ code: "rate_limited", message: `At most ${SOCKETS_PER_USER_MAX} open sockets per user in a room.` }),
-        );
+      const { response, hosted } = this.host.accept(userId, name, mine, protocol, (base) => ({ ...base, joined: false }));
+      if (hosted) {
+        this.conns.set(hosted.session.connId, hosted);
+        this.scheduleAlarm(hosted.session.connectedAt + this.host.cfg.presenceTimeoutMs + 1);
       }
-
-      const pair = new WebSocketPair();
-      const [client, server] = [pair[0], pair[1]];
-      const now = Date.now();
-      const session: RoomSession = {
-        connId: crypto.randomUUID(),
-        userId,
-        name,
-        connectedAt: now,
-        bucket: this.buckets.current(userId, now),
-        strikes: 0,
-        joined: false,
-        lastSeenAt: now,
-      };
-      this.ctx.acceptWebSocket(server);
-      setSession(server, session);
-      this.conns.set(session.connId, { ws: server, session });
-      this.scheduleAlarm(now + this.presenceTimeoutMs + 1);
-      return new Response(null, { status: 101, webSocket: client, headers: upgradeHeaders(protocol, this.env.WS_COMPRESSION) });
+      return response;
     } catch (err) {
-      this.log("upgrade failed", err);
+      this.host.log("upgrade failed", err);
       return errorResponse(new ApiError({ code: "internal", message: "Internal error." }));
     }
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    let conn: Conn | null = null;
-    let requestId: string | number | undefined;
-    try {
-      // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped.
-      if (ws.readyState !== WebSocket.OPEN) return;
-      conn = this.connOf(ws);
-      if (!conn) {
-        // So are frames from a socket the server closed that the runtime reports open after a wake-up.
-        if (isClosing(getSession<RoomSession>(ws))) return;
-        // A socket without an attachment cannot be attributed to a user; refuse it cleanly.
-        closeQuietly(ws, CLOSE.POLICY, "unknown connection");
-        return;
-      }
-      this.ensureSchema();
-      const s = conn.session;
-      const now = Date.now();
-      const parsed = parseClientMessage(raw);
-      requestId = parsed.ok ? parsed.msg.id : parsed.id;
-      // Every frame costs a token of the user's bucket, bad ones too, so garbage cannot be flooded
-      // for free, nor the bucket refilled by reconnecting.
-      const t = this.buckets.take(s.userId, now);
-      s.bucket = t.state;
-      s.lastSeenAt = now;
-      if (!t.ok) {
-        s.strikes++;
-        setSession(ws, s);
-        if (s.strikes >= this.abuseLimit) {
-          this.send(ws, { type: "error", id: requestId, code: "rate_limited", message: "Too many frames; closing.", retryAfterMs: t.retryAfterMs });
-          this.closeAndDepart(conn, CLOSE.POLICY, "rate limit exceeded");
-          return;
-        }
-        this.send(ws, {
-          type: "error",
-          id: requestId,
-          code: "rate_limited",
-          message: `Rate limit: ${this.bucketCfg.burst} frames burst, ${this.bucketCfg.refillPerSec}/s sustained.`,
-          retryAfterMs: t.retryAfterMs,
-        });
-        return;
-      }
-      s.strikes = 0;
-      setSession(ws, s);
-      if (!parsed.ok) {
-        this.sendError(ws, parsed.id, parsed.code, parsed.message);
-        return;
-      }
-      await this.dispatch(conn, parsed.msg);
-    } catch (err) {
-      this.log("frame failed", err, conn?.session.connId);
-      this.sendError(ws, requestId, "internal", "Internal error; nothing was stored.");
-    }
+    await this.host.message(ws, raw);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
@@ -288,10 +217,9 @@ export class ChatRoom extends DurableObject<Env> {
       this.ensureSchema();
       const conn = this.connOf(ws);
       if (conn) this.depart(conn);
-      // Complete the closing handshake; reserved codes (1005, 1006, 1015) are never sent back.
-      closeQuietly(ws, code, "closed");
+      this.host.closed(ws, code, "closed");
     } catch (err) {
-      this.log("close failed", err);
+      this.host.log("close failed", err);
     }
   }
 
@@ -299,10 +227,11 @@ export class ChatRoom extends DurableObject<Env> {
     try {
       this.ensureSchema();
       const conn = this.connOf(ws);
-      this.log("socket error", error, conn?.session.connId);
+      this.host.log("socket error", error, conn?.session.connId);
       if (conn) this.depart(conn);
+      this.host.closed(ws, CLOSE.INTERNAL, "socket error");
     } catch (err) {
-      this.log("error handler failed", err);
+      this.host.log("error handler failed", err);
     }
   }
 
@@ -316,43 +245,17 @@ export class ChatRoom extends DurableObject<Env> {
     try {
       this.ensureSchema();
       const now = Date.now();
-      const items = [...this.conns.values()].map((conn) => ({
-        session: conn.session,
-        conn,
-        autoResponseAt: this.autoResponseAt(conn.ws),
-      }));
-      const { expired, nextAt } = sweep(items, now, this.presenceTimeoutMs);
-      for (const s of expired) {
-        const conn = this.conns.get(s.connId);
-        if (conn) this.closeAndDepart(conn, CLOSE.GOING_AWAY, "heartbeat timeout");
-      }
-      // Sockets the server closed before this sweep whose close never completed (a frozen client):
-      // closed again, and looked at again later for as long as the runtime still lists them. (Those
-      // closed just now normally go within milliseconds; if they do not, the next wake-up re-arms.)
-      let closing = 0;
-      for (const ws of this.ctx.getWebSockets()) {
-        const closingAt = getSession<RoomSession>(ws)?.closingAt;
-        if (closingAt === undefined || closingAt >= now) continue;
-        closing++;
-        closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
-      }
-      this.buckets.prune(now);
+      const { expired, nextAt } = this.host.expired([...this.conns.values()], now);
+      for (const conn of expired) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "heartbeat timeout");
+      // Sockets the server closed earlier whose close never completed (a frozen client).
+      const closing = this.host.resweepClosing(now);
       if (this.statsDueAt !== null) await this.writeStats();
       if (nextAt !== null) this.scheduleAlarm(nextAt);
-      if (closing > 0) this.scheduleAlarm(now + this.presenceTimeoutMs);
+      if (closing > 0) this.scheduleAlarm(now + this.host.cfg.presenceTimeoutMs);
     } catch (err) {
-      this.log("alarm failed", err);
+      this.host.log("alarm failed", err);
       // Try again later rather than lose the sweep or the stats.
       this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
-    }
-  }
-
-  /** When the runtime last answered this socket's ping (null if never, or if the socket is gone). */
-  private autoResponseAt(ws: WebSocket): number | null {
-    try {
-      return this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? null;
-    } catch {
-      return null;
     }
   }
 
@@ -363,23 +266,23 @@ export class ChatRoom extends DurableObject<Env> {
     switch (msg.type) {
       case "join_room":
         this.join(conn, msg.since);
-        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
       case "leave_room":
         this.leave(conn);
-        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
       case "send_room_message":
         await this.sendMessage(conn, msg);
         return;
       case "typing":
-        if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before typing.");
+        if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before typing.");
         this.fanout.publish({ type: "typing", userId: s.userId, on: msg.on, roomId: this.roomId ?? undefined }, { except: ws });
-        if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+        if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
       case "ping":
         // A ping with an `id` is not the exact auto-response frame, so it reaches the object.
-        this.send(ws, { type: "pong", id: msg.id });
+        this.host.send(ws, { type: "pong", id: msg.id });
         return;
       case "send_dm":
       case "mark_read":
@@ -387,7 +290,7 @@ export class ChatRoom extends DurableObject<Env> {
       case "subscribe_presence":
       case "unsubscribe_presence":
       case "sync":
-        return this.sendError(ws, msg.id, "bad_request", `\`${msg.type}\` belongs on the inbox socket (/api/chat/ws), not a room socket.`);
+        return this.host.sendError(ws, msg.id, "bad_request", `\`${msg.type}\` belongs on the inbox socket (/api/chat/ws), not a room socket.`);
       default:
         assertNever(msg);
     }
@@ -429,7 +332,7 @@ export class ChatRoom extends DurableObject<Env> {
             .reverse()
             .map((r) => this.toMessage(r))
         : [];
-    this.send(ws, {
+    this.host.send(ws, {
       type: "room_state",
       roomId: this.roomId ?? "",
       present: presentUsers(this.sessions()),
@@ -443,7 +346,7 @@ export class ChatRoom extends DurableObject<Env> {
       // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
       // while one resume (of up to REPLAY_MAX messages) always goes through.
       if (pages > 1) {
-        s.bucket = this.buckets.charge(s.userId, Date.now(), pages - 1);
+        s.bucket = this.host.buckets.charge(s.userId, Date.now(), pages - 1);
         setSession(ws, s);
       }
     }
@@ -470,8 +373,8 @@ export class ChatRoom extends DurableObject<Env> {
         .toArray();
       if (rows.length === 0) return pages;
       const frames = rows.map((r) => ({ type: "message" as const, message: this.toMessage(r) }));
-      if (frames.length === 1) this.send(ws, frames[0]);
-      else this.send(ws, { type: "batch", frames });
+      if (frames.length === 1) this.host.send(ws, frames[0]);
+      else this.host.send(ws, { type: "batch", frames });
       pages++;
       after = rows[rows.length - 1].seq;
       if (rows.length < REPLAY_CHUNK) return pages;
@@ -493,7 +396,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   private async sendMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>): Promise<void> {
     const { ws, session: s } = conn;
-    if (!s.joined) return this.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
+    if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
     const withMedia = msg.mediaIds !== undefined && msg.mediaIds.length > 0;
     // A resend gets the first ack. A send with media looks before claiming it, so a resend claims
     // nothing; a plain send finds out from its insert (below): one statement on the hot path, not two.
@@ -503,12 +406,12 @@ export class ChatRoom extends DurableObject<Env> {
     }
     if (msg.replyTo !== undefined) {
       const target = this.ctx.storage.sql.exec("SELECT 1 FROM messages WHERE id = ?", msg.replyTo).toArray();
-      if (target.length === 0) return this.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
+      if (target.length === 0) return this.host.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
     }
     let media: MediaDescriptor[] | undefined;
     if (withMedia) {
       const claimed = await claimMedia(this.env, s.userId, msg.mediaIds ?? [], { kind: "room", roomId: this.roomId ?? "" });
-      if (!claimed.ok) return this.sendError(ws, msg.id, claimed.code, claimed.message);
+      if (!claimed.ok) return this.host.sendError(ws, msg.id, claimed.code, claimed.message);
       media = claimed.media;
     }
     // From here to the publish nothing awaits, so seq order is storage order is delivery order.
@@ -561,19 +464,9 @@ export class ChatRoom extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ presence
 
-  /** Closes a socket from the server side and applies its departure now (the close event may never come). */
-  private closeAndDepart(conn: Conn, code: number, reason: string): void {
-    this.depart(conn);
-    // The attachment says `joined: false` and `closingAt`: the close event that follows (maybe after
-    // a rebuild) announces nothing again, and the socket never counts again if that event never comes.
-    conn.session.joined = false;
-    closeFromServer(conn.ws, conn.session, code, reason, Date.now());
-  }
-
   /** Removes a socket; idempotent. Announces `leave` when it was the user's last joined socket. */
   private depart(conn: Conn): void {
     if (!this.conns.delete(conn.session.connId)) return;
-    this.buckets.release(conn.session.userId, Date.now());
     if (conn.session.joined) this.announceLeaveIfLast(conn.session);
   }
 
@@ -648,7 +541,7 @@ export class ChatRoom extends DurableObject<Env> {
   private rememberRoomId(roomId: string): void {
     if (this.roomId === roomId) return;
     if (this.roomId !== null) {
-      this.log(`room id mismatch: stored ${this.roomId}, request ${roomId}`, null);
+      this.host.log(`room id mismatch: stored ${this.roomId}, request ${roomId}`, null);
       return;
     }
     this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('room_id', ?)", roomId);
@@ -705,7 +598,7 @@ export class ChatRoom extends DurableObject<Env> {
       if (this.statsGen === gen) this.clearStatsDue();
       else this.scheduleStats(Date.now() + STATS_DEBOUNCE_MS);
     } catch (err) {
-      this.log("stats write failed", err);
+      this.host.log("stats write failed", err);
       this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
     }
   }
@@ -719,33 +612,7 @@ export class ChatRoom extends DurableObject<Env> {
   private scheduleAlarm(at: number): void {
     if (this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;
-    void this.ctx.storage.setAlarm(at).catch((err) => this.log("setAlarm failed", err));
-  }
-
-  // ------------------------------------------------------------------ sending
-
-  private send(ws: WebSocket, frame: ServerMessage): void {
-    try {
-      ws.send(JSON.stringify(frame));
-    } catch (err) {
-      this.log("send failed", err, getSession<RoomSession>(ws)?.connId);
-    }
-  }
-
-  private sendError(ws: WebSocket, id: string | number | undefined, code: WsErrorCode, message: string): void {
-    this.send(ws, { type: "error", id, code, message });
-  }
-
-  private log(what: string, err: unknown, connId?: string): void {
-    console.error(
-      JSON.stringify({
-        level: "error",
-        object: `ChatRoom:${this.roomId ?? this.ctx.id.toString()}`,
-        connId,
-        what,
-        error: err instanceof Error ? err.message : err === null ? undefined : String(err),
-      }),
-    );
+    void this.ctx.storage.setAlarm(at).catch((err) => this.host.log("setAlarm failed", err));
   }
 }
 

@@ -14,16 +14,16 @@ import { numVar } from "../env";
 import { ApiError, errorResponse } from "../errors";
 import { claimMedia } from "../media/claim";
 import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, ServerMessage, WsErrorCode } from "../protocol";
-import { assertNever, CLOSE, PAGE_MAX, parseClientMessage, PING_FRAME, PONG_FRAME } from "../protocol";
+import { assertNever, CLOSE, PAGE_MAX, PING_FRAME, PONG_FRAME } from "../protocol";
 import { mapBounded } from "./bounded";
 import { conversationIdFor, nextReadSeq, previewOf } from "./conversation";
-import { closeFromServer, closeQuietly, getSession, isClosing, setSession } from "./session";
+import { getSession, isClosing, setSession } from "./session";
+import { FrameError, hostConfig, type HostedSocket, SocketHost } from "./socket-host";
 import type { BaseSession } from "./session";
-import { chosenOnConnect, HIDDEN, publicView, sameView, sweepPlan } from "./status";
+import { chosenOnConnect, HIDDEN, publicView, sameView } from "./status";
 import type { ChosenStatus, OwnStatus, StatusView } from "./status";
 import { inboxStub } from "./stubs";
-import { upgradeHeaders } from "./upgrade";
-import { RATE_BUCKETS_TABLE, UserBuckets } from "./user-buckets";
+import { RATE_BUCKETS_TABLE } from "./user-buckets";
 
 /** Trusted headers the Worker sets on the upgrade it forwards here (client values are overwritten). */
 export const INBOX_HEADERS = {
@@ -33,10 +33,8 @@ export const INBOX_HEADERS = {
   protocol: "X-Inbox-Protocol",
 } as const;
 
-/** A socket's attachment: the common session plus the time of its last frame. */
+/** A socket's attachment: the common session, and the hold of a resuming socket. */
 export interface InboxSession extends BaseSession {
-  /** Epoch ms of the last frame received (auto-answered pings are tracked by the runtime). */
-  lastActive: number;
   /**
    * Set on a socket opened with `?sync=1` until its `sync` is answered in full: live `dm` frames are
    * not sent to it (its `sync` reads them from storage), so a resume gets every missed message and then
@@ -147,15 +145,6 @@ type MessageRow = {
   created_at: number;
 };
 
-class FrameError extends Error {
-  constructor(
-    readonly code: WsErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /** Reads a conversation-list cursor (`<lastAt>.<id>`); null when absent or malformed. */
 export function parseListCursor(cursor: string | undefined): { lastAt: number; id: string } | null {
   const m = cursor === undefined ? null : /^(\d{1,16})\.(dm_[0-9a-f]{32})$/.exec(cursor);
@@ -185,8 +174,8 @@ export class Inbox extends DurableObject<Env> {
    * they are numbered here), and "presence" for status pushes, so they reach subscribers in order.
    */
   private readonly chains = new Map<string, Promise<unknown>>();
-  /** The user's rate limit, shared by the user's sockets and kept across reconnects (user-buckets.ts). */
-  private readonly buckets: UserBuckets;
+  /** The socket layer shared with the ChatRoom: accept, the frame pipeline, the sweep, close, send, log. */
+  private readonly host: SocketHost<InboxSession>;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -230,17 +219,16 @@ export class Inbox extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS subscribers (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
     `);
     this.sql.exec(RATE_BUCKETS_TABLE);
-    this.buckets = new UserBuckets(() => this.sql, {
-      burst: numVar(env.RATE_BURST, 20),
-      refillPerSec: numVar(env.RATE_REFILL_PER_SEC, 10),
+    this.host = new SocketHost<InboxSession>(ctx, hostConfig(env, INBOX_SOCKETS_MAX), () => `Inbox:${this.ownerForLog()}`, () => this.sql, {
+      sessionOf: (ws) => {
+        const s = getSession<InboxSession>(ws);
+        return s && !isClosing(s) ? s : null;
+      },
+      dispatch: (ws, session, msg) => this.dispatch(ws, session, msg),
+      onServerClose: (ws) => this.socketGone(ws),
     });
     const now = Date.now();
-    let closing = false;
-    for (const ws of ctx.getWebSockets()) {
-      const s = getSession<InboxSession>(ws);
-      if (s) this.buckets.seed(s.userId, s.bucket, now);
-      if (isClosing(s)) closing = true;
-    }
+    const { closing } = this.host.wake(now);
     if (closing) {
       // Woken with sockets the server closed still listed: the sweep closes them again.
       void ctx.blockConcurrencyWhile(() => this.ensureAlarm(now));
@@ -279,30 +267,15 @@ export class Inbox extends DurableObject<Env> {
       }
       this.setOwner(userId);
       const open = this.openSockets().length;
-      if (open >= INBOX_SOCKETS_MAX) {
-        return errorResponse(
-          new ApiError({ code: "rate_limited", message: `At most ${INBOX_SOCKETS_MAX} open inbox sockets per user.` }),
-        );
-      }
-      const wasOnline = open > 0;
-      const pair = new WebSocketPair();
-      const [client, server] = [pair[0], pair[1]];
-      this.ctx.acceptWebSocket(server);
-      const now = Date.now();
-      const session: InboxSession = {
-        connId: crypto.randomUUID(),
-        userId,
-        name,
-        connectedAt: now,
-        bucket: this.buckets.current(userId, now),
-        strikes: 0,
-        lastActive: now,
-      };
-      if (new URL(request.url).searchParams.get(SYNC_PARAM) === "1") {
+      const resume = new URL(request.url).searchParams.get(SYNC_PARAM) === "1";
+      const { response, hosted } = this.host.accept(userId, name, open, request.headers.get(INBOX_HEADERS.protocol), (base) =>
         // Messages are never deleted, so rowids only grow: everything above this arrived after the open.
-        session.holdFrom = this.sql.exec<{ r: number }>("SELECT COALESCE(MAX(rowid), 0) AS r FROM messages").one().r;
-      }
-      setSession<InboxSession>(server, session);
+        resume ? { ...base, holdFrom: this.sql.exec<{ r: number }>("SELECT COALESCE(MAX(rowid), 0) AS r FROM messages").one().r } : base,
+      );
+      if (!hosted) return response;
+      const server = hosted.ws;
+      const now = hosted.session.connectedAt;
+      const wasOnline = open > 0;
       if (!wasOnline) {
         const own = this.ownStatus();
         this.saveOwnStatus({ ...own, chosen: chosenOnConnect(own.chosen) });
@@ -313,83 +286,29 @@ export class Inbox extends DurableObject<Env> {
         this.sendWatchedSnapshot(server);
       } catch (err) {
         // The socket is accepted either way; a missing sweep is re-armed by the next connection.
-        this.log("connect", err, getSession<InboxSession>(server)?.connId);
+        this.host.log("connect", err, getSession<InboxSession>(server)?.connId);
       }
       // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
-      void this.publishStatus().catch((err) => this.log("publish on connect", err));
-      const headers = upgradeHeaders(request.headers.get(INBOX_HEADERS.protocol), this.env.WS_COMPRESSION);
-      return new Response(null, { status: 101, webSocket: client, headers });
+      void this.publishStatus().catch((err) => this.host.log("publish on connect", err));
+      return response;
     } catch (err) {
-      this.log("upgrade", err);
+      this.host.log("upgrade", err);
       return errorResponse(new ApiError({ code: "internal", message: "Internal error." }));
     }
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    // Frames already in flight when the server closed the socket (abuse, heartbeat) are dropped, also
-    // when the runtime reports such a socket open again after a wake-up.
-    if (ws.readyState !== WebSocket.OPEN) return;
-    const session = getSession<InboxSession>(ws);
-    if (!session) {
-      closeQuietly(ws, CLOSE.POLICY, "no session");
-      return;
-    }
-    if (isClosing(session)) return;
-    let requestId: string | number | undefined;
-    try {
-      const now = Date.now();
-      session.lastActive = now;
-      // Parsed before the token is taken, so a refusal carries the frame's id.
-      const parsed = parseClientMessage(raw);
-      requestId = parsed.ok ? parsed.msg.id : parsed.id;
-      // Every frame costs a token of the user's bucket, bad ones too.
-      const taken = this.buckets.take(session.userId, now);
-      session.bucket = taken.state;
-      if (!taken.ok) {
-        session.strikes += 1;
-        if (session.strikes >= numVar(this.env.RATE_ABUSE_LIMIT, 50)) {
-          this.send(ws, { type: "error", id: requestId, code: "rate_limited", message: "Too many frames; closing.", retryAfterMs: taken.retryAfterMs });
-          closeFromServer(ws, session, CLOSE.POLICY, "rate limit exceeded", now);
-          await this.socketGone(ws);
-          return;
-        }
-        setSession(ws, session);
-        this.send(ws, {
-          type: "error",
-          id: requestId,
-          code: "rate_limited",
-          message: "too many frames; slow down",
-          retryAfterMs: taken.retryAfterMs,
-        });
-        return;
-      }
-      session.strikes = 0;
-      setSession(ws, session);
-      if (!parsed.ok) {
-        this.send(ws, { type: "error", id: parsed.id, code: parsed.code, message: parsed.message });
-        return;
-      }
-      await this.dispatch(ws, session, parsed.msg);
-    } catch (err) {
-      if (err instanceof FrameError) {
-        this.send(ws, { type: "error", id: requestId, code: err.code, message: err.message });
-        return;
-      }
-      this.log("frame", err, session.connId);
-      // Every write is idempotent on the client's ids, so a retry of the same frame is always safe.
-      this.send(ws, { type: "error", id: requestId, code: "internal", message: "internal error; retrying the same frame is safe" });
-    }
+    await this.host.message(ws, raw);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    // Completes the closing handshake; reserved codes (1005, 1006, 1015) are never echoed.
-    closeQuietly(ws, code, reason);
+    this.host.closed(ws, code, reason);
     await this.socketGone(ws);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
-    this.log("socket error", error, getSession<InboxSession>(ws)?.connId);
-    closeQuietly(ws, CLOSE.INTERNAL, "socket error");
+    this.host.log("socket error", error, getSession<InboxSession>(ws)?.connId);
+    this.host.closed(ws, CLOSE.INTERNAL, "socket error");
     await this.socketGone(ws);
   }
 
@@ -401,35 +320,18 @@ export class Inbox extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     try {
       const now = Date.now();
-      const timeout = this.presenceTimeoutMs();
-      const sockets = this.openSockets();
-      const plan = sweepPlan(
-        sockets.map((ws, key) => ({ key, lastActive: this.lastActive(ws) })),
-        now,
-        timeout,
-      );
-      for (const key of plan.stale) {
-        const ws = sockets[key];
-        closeFromServer(ws, getSession<InboxSession>(ws), CLOSE.GOING_AWAY, "heartbeat timeout", now);
-      }
-      // Sockets the server closed before this sweep whose close never completed (a frozen client):
-      // closed again, and looked at again later for as long as the runtime still lists them. (Those
-      // closed just now normally go within milliseconds; if they do not, the next wake-up re-arms.)
-      let closing = 0;
-      for (const ws of this.ctx.getWebSockets()) {
-        const closingAt = getSession<InboxSession>(ws)?.closingAt;
-        if (closingAt === undefined || closingAt >= now) continue;
-        closing++;
-        closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
-      }
-      this.buckets.prune(now);
+      const timeout = this.host.cfg.presenceTimeoutMs;
+      const plan = this.host.expired(this.liveSockets(), now);
+      for (const h of plan.expired) await this.host.closeFromServer(h.ws, h.session, CLOSE.GOING_AWAY, "heartbeat timeout");
+      // Sockets the server closed earlier whose close never completed (a frozen client).
+      const closing = this.host.resweepClosing(now);
       // Also covers sockets that vanished without a close event (e.g. dropped with the object):
       // wentOffline acts only on the first call after the user was online.
       if (this.openSockets().length === 0) await this.wentOffline(now);
       const nextAt = closing > 0 ? Math.min(plan.nextAt ?? Infinity, now + timeout) : plan.nextAt;
       if (nextAt !== null) await this.ctx.storage.setAlarm(Math.max(nextAt, now + SWEEP_MIN_INTERVAL_MS));
     } catch (err) {
-      this.log("alarm", err);
+      this.host.log("alarm", err);
     }
   }
 
@@ -453,7 +355,7 @@ export class Inbox extends DurableObject<Env> {
         return this.onSync(ws, session, msg);
       case "ping":
         // A ping with extra fields (e.g. an id) is not the auto-answered frame: answer it here.
-        this.send(ws, { type: "pong", id: msg.id });
+        this.host.send(ws, { type: "pong", id: msg.id });
         return;
       case "join_room":
       case "leave_room":
@@ -473,7 +375,7 @@ export class Inbox extends DurableObject<Env> {
     if (!result.ok) throw new FrameError(result.code, result.message);
     // The sender's other devices see it; the sending socket gets the ack that carries it.
     if (result.fresh) this.broadcast({ type: "dm", message: result.message }, ws);
-    this.send(ws, { type: "ack", id: msg.id, message: result.message, duplicate: result.duplicate || undefined });
+    this.host.send(ws, { type: "ack", id: msg.id, message: result.message, duplicate: result.duplicate || undefined });
   }
 
   private async sendDm(
@@ -591,11 +493,11 @@ export class Inbox extends DurableObject<Env> {
           await inboxStub(this.env, conv.peer_id).peerRead(conv.peer_id, conv.id, s.userId, at.id);
         } catch (err) {
           // The receipt is best effort; the read position itself is stored.
-          this.log("read receipt", err, s.connId);
+          this.host.log("read receipt", err, s.connId);
         }
       }
     }
-    this.send(ws, { type: "ack", id: msg.id });
+    this.host.send(ws, { type: "ack", id: msg.id });
   }
 
   private async onTyping(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "typing" }>): Promise<void> {
@@ -605,11 +507,11 @@ export class Inbox extends DurableObject<Env> {
     if (!this.isBlocking(conv.peer_id)) {
       await inboxStub(this.env, conv.peer_id).peerTyping(conv.peer_id, conv.id, s.userId, msg.on);
     }
-    if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+    if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
   }
 
   private async onPresence(ws: WebSocket, msg: Extract<ClientMessage, { type: "presence" }>): Promise<void> {
-    // Every frame already refreshed the socket's `lastActive`: a bare `presence` is a heartbeat.
+    // Every frame already refreshed the socket's `lastSeenAt`: a bare `presence` is a heartbeat.
     if (msg.status !== undefined) {
       const own = this.ownStatus();
       if (own.chosen !== msg.status) {
@@ -620,7 +522,7 @@ export class Inbox extends DurableObject<Env> {
         await this.publishStatus();
       }
     }
-    if (msg.id !== undefined) this.send(ws, { type: "ack", id: msg.id });
+    if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
   }
 
   private async onSubscribe(
@@ -662,15 +564,15 @@ export class Inbox extends DurableObject<Env> {
           if (res.subscribed) this.cacheStatus(id, view);
           else this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", id);
         } catch (err) {
-          this.log("subscribe", err, s.connId);
+          this.host.log("subscribe", err, s.connId);
         }
       }
       return { type: "presence", userId: id, status: view.status, lastSeen: view.lastSeen };
     });
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
-      this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
+      this.host.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
-    this.send(ws, { type: "ack", id: msg.id });
+    this.host.send(ws, { type: "ack", id: msg.id });
   }
 
   private async onUnsubscribe(
@@ -686,10 +588,10 @@ export class Inbox extends DurableObject<Env> {
         await inboxStub(this.env, id).removeSubscriber(id, s.userId);
       } catch (err) {
         // Its next push is answered "no longer subscribed" and drops the row there.
-        this.log("unsubscribe", err, s.connId);
+        this.host.log("unsubscribe", err, s.connId);
       }
     });
-    this.send(ws, { type: "ack", id: msg.id });
+    this.host.send(ws, { type: "ack", id: msg.id });
   }
 
   private onSync(ws: WebSocket, session: InboxSession, msg: Extract<ClientMessage, { type: "sync" }>): void {
@@ -727,7 +629,7 @@ export class Inbox extends DurableObject<Env> {
       for (const r of held) frames.push({ type: "dm", message: rowToMessage(r) });
     }
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
-      this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
+      this.host.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
     // Answered in full: the socket is live from here. Cut short, it stays held until the client's next
     // sync (from its new positions) is answered in full, so live frames never overtake the replay.
@@ -735,7 +637,7 @@ export class Inbox extends DurableObject<Env> {
       delete session.holdFrom;
       setSession(ws, session);
     }
-    this.send(ws, { type: "ack", id: msg.id, more: more || undefined });
+    this.host.send(ws, { type: "ack", id: msg.id, more: more || undefined });
   }
 
   /** Up to `limit` messages stored after rowid `after` outside the conversations in `named`, oldest first. */
@@ -1050,7 +952,7 @@ export class Inbox extends DurableObject<Env> {
         try {
           view = await inboxStub(this.env, userId).statusFor(userId, owner);
         } catch (err) {
-          this.log("presence lookup", err);
+          this.host.log("presence lookup", err);
         }
       }
       return { userId, status: view.status, lastSeen: view.lastSeen };
@@ -1119,7 +1021,7 @@ export class Inbox extends DurableObject<Env> {
       const still = await inboxStub(this.env, subscriberId).presenceChanged(subscriberId, owner, view);
       if (!still) this.sql.exec("DELETE FROM subscribers WHERE user_id = ?", subscriberId);
     } catch (err) {
-      this.log("presence fan-out", err);
+      this.host.log("presence fan-out", err);
     }
   }
 
@@ -1151,7 +1053,7 @@ export class Inbox extends DurableObject<Env> {
         lastSeen: hidden ? null : r.last_seen,
       };
     });
-    for (let i = 0; i < frames.length; i += BATCH_MAX) this.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
+    for (let i = 0; i < frames.length; i += BATCH_MAX) this.host.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
   }
 
   private cacheStatus(userId: string, view: StatusView): void {
@@ -1160,25 +1062,16 @@ export class Inbox extends DurableObject<Env> {
 
   private async socketGone(ws: WebSocket): Promise<void> {
     try {
-      const s = getSession<InboxSession>(ws);
-      if (s) this.buckets.release(s.userId, Date.now());
       if (this.openSockets(ws).length === 0) await this.wentOffline(Date.now());
     } catch (err) {
-      this.log("close", err, getSession<InboxSession>(ws)?.connId);
+      this.host.log("close", err, getSession<InboxSession>(ws)?.connId);
     }
   }
 
   private async ensureAlarm(now: number): Promise<void> {
     if ((await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(now + this.presenceTimeoutMs());
+      await this.ctx.storage.setAlarm(now + this.host.cfg.presenceTimeoutMs);
     }
-  }
-
-  /** The last sign of life of a socket: its last frame or the last ping the runtime answered. */
-  private lastActive(ws: WebSocket): number {
-    const s = getSession<InboxSession>(ws);
-    const auto = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-    return Math.max(s?.lastActive ?? 0, s?.connectedAt ?? 0, auto);
   }
 
   // ------------------------------------------------------------------ storage helpers
@@ -1305,7 +1198,7 @@ export class Inbox extends DurableObject<Env> {
       });
     } catch (err) {
       // The message is stored and will be seen on the next connect; only the push is lost.
-      this.log("push enqueue", err);
+      this.host.log("push enqueue", err);
     }
   }
 
@@ -1320,8 +1213,8 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** As `openSockets`, with each socket's attachment. */
-  private liveSockets(except?: WebSocket): { ws: WebSocket; session: InboxSession }[] {
-    const out: { ws: WebSocket; session: InboxSession }[] = [];
+  private liveSockets(except?: WebSocket): HostedSocket<InboxSession>[] {
+    const out: HostedSocket<InboxSession>[] = [];
     for (const ws of this.ctx.getWebSockets()) {
       if (ws === except || ws.readyState !== WebSocket.OPEN) continue;
       const session = getSession<InboxSession>(ws);
@@ -1353,14 +1246,6 @@ export class Inbox extends DurableObject<Env> {
     return n;
   }
 
-  private send(ws: WebSocket, frame: ServerMessage): void {
-    try {
-      ws.send(JSON.stringify(frame));
-    } catch {
-      // Closed under us: nothing to tell.
-    }
-  }
-
   private serialize<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.chains.get(key) ?? Promise.resolve();
     const next = prev.then(fn, fn);
@@ -1370,10 +1255,6 @@ export class Inbox extends DurableObject<Env> {
       if (this.chains.get(key) === tail) this.chains.delete(key);
     });
     return next;
-  }
-
-  private presenceTimeoutMs(): number {
-    return Math.max(1000, numVar(this.env.PRESENCE_TIMEOUT_MS, 45_000));
   }
 
   private subscribeLimit(): number {
@@ -1387,18 +1268,5 @@ export class Inbox extends DurableObject<Env> {
     } catch {
       return this.ctx.id.toString();
     }
-  }
-
-  private log(where: string, err: unknown, connId?: string): void {
-    console.error(
-      JSON.stringify({
-        level: "error",
-        object: `Inbox:${this.ownerForLog()}`,
-        connId,
-        where,
-        error: String(err),
-        stack: (err as Error)?.stack,
-      }),
-    );
   }
 }

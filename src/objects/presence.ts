@@ -8,8 +8,6 @@ import type { BaseSession } from "./session";
 export interface RoomSession extends BaseSession {
   /** True between `join_room` and `leave_room` (or the socket's end): the socket receives room frames. */
   joined: boolean;
-  /** Epoch ms of the last frame received from the client (auto-answered pings are tracked by the runtime). */
-  lastSeenAt: number;
   /**
    * The room's last seq when this socket joined: it has had every later message live, so a
    * `join_room { since }` while still joined replays only up to here. Absent when not joined (and

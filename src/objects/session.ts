@@ -12,6 +12,8 @@ export interface BaseSession {
   name: string;
   /** Epoch ms the socket was accepted. */
   connectedAt: number;
+  /** Epoch ms of the last frame received (auto-answered pings are tracked by the runtime, not here). */
+  lastSeenAt: number;
   /**
    * The user's rate-limit bucket as it was after this socket's last frame: a copy of the per-user
    * bucket (`UserBuckets`), kept here so the bucket survives an eviction without a storage write per frame.
@@ -41,30 +43,4 @@ export function setSession<T extends BaseSession>(ws: WebSocket, session: T): vo
 /** True for a socket the server has closed (see `BaseSession.closingAt`), whatever its `readyState`. */
 export function isClosing(session: Pick<BaseSession, "closingAt"> | null): boolean {
   return session?.closingAt !== undefined;
-}
-
-/**
- * Closes a socket from the server side: the attachment is marked first, so the socket never counts
- * again even if its close never completes. Never throws, never sends a reserved code.
- */
-export function closeFromServer<T extends BaseSession>(ws: WebSocket, session: T | null, code: number, reason: string, now: number): void {
-  if (session && session.closingAt === undefined) {
-    session.closingAt = now;
-    try {
-      setSession(ws, session);
-    } catch {
-      // The socket is already gone: nothing left to mark.
-    }
-  }
-  closeQuietly(ws, code, reason);
-}
-
-/** Closes a socket, never throwing (it may be closed already) and never sending a reserved code (1005, 1006, 1015). */
-export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  const safe = code === 1005 || code === 1006 || code === 1015 ? 1000 : code;
-  try {
-    ws.close(safe, reason.slice(0, 120));
-  } catch {
-    // Already closed.
-  }
 }

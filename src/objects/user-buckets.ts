@@ -8,9 +8,10 @@
  * - in the attachment of the socket that sent the frame (`BaseSession.bucket`, written per frame by
  *   the objects anyway), so an eviction with the user's sockets still open loses nothing: `seed`
  *   rebuilds the map from the attachments on wake-up;
- * - in the object's SQLite storage (`rate_buckets`), written only when the bucket runs dry (a refused
- *   frame, or one that leaves less than one token: the flooding path) and when a socket of the user
- *   goes while its bucket is not full. That covers the one case the attachments cannot: every socket
+ * - in the object's SQLite storage (`rate_buckets`), written only when the bucket runs dry (an
+ *   accepted frame that leaves less than one token: the flooding path, at most one write per
+ *   accepted frame past the burst, none per refused one) and when a socket of the user goes while
+ *   its bucket is not full. That covers the one case the attachments cannot: every socket
  *   of the user closed, the object evicted, the user back. A user within the limit costs no write;
  *   the row is read once per user per object lifetime (first frame after a wake-up), never per frame.
  * A row whose bucket has refilled is useless and is deleted (`prune`, from the objects' alarm).
@@ -58,11 +59,15 @@ export class UserBuckets {
     return state;
   }
 
-  /** Takes `cost` tokens from the user's bucket. The state is stored when the bucket runs dry. */
+  /**
+   * Takes `cost` tokens from the user's bucket. The state is stored when a take leaves less than one
+   * token. A refusal is not stored: it takes nothing, so the stored state (written when the bucket
+   * ran dry) already refills along the same line, and a flood of refused frames writes nothing.
+   */
   take(userId: string, now: number, cost = 1): ReturnType<typeof take> {
     const t = take(this.current(userId, now), this.cfg, now, cost);
     this.mem.set(userId, t.state);
-    if (!t.ok || t.state.tokens < 1) this.persist(userId, t.state);
+    if (t.ok && t.state.tokens < 1) this.persist(userId, t.state);
     return t;
   }
 

@@ -24,7 +24,7 @@ async function backdate(userId: string, ms: number): Promise<void> {
   await runInDurableObject(inboxStub(env, userId), (_instance: Inbox, state) => {
     for (const ws of state.getWebSockets()) {
       const s = getSession<InboxSession>(ws)!;
-      setSession<InboxSession>(ws, { ...s, lastActive: s.lastActive - ms, connectedAt: s.connectedAt - ms });
+      setSession<InboxSession>(ws, { ...s, lastSeenAt: s.lastSeenAt - ms, connectedAt: s.connectedAt - ms });
     }
   });
 }

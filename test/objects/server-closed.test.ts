@@ -24,7 +24,7 @@ function freeze(state: DurableObjectState, match: (s: InboxSession | RoomSession
     const s = getSession<InboxSession & RoomSession>(ws);
     if (!s || !match(s)) continue;
     (ws as unknown as { close: () => void }).close = () => undefined;
-    setSession(ws, { ...s, lastActive: 1, lastSeenAt: 1, connectedAt: 1 });
+    setSession(ws, { ...s, lastSeenAt: 1, connectedAt: 1 });
     n++;
   }
   return n;
