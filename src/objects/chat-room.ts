@@ -29,6 +29,7 @@ import {
 } from "../protocol";
 import { Fanout } from "./fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
+import { objectName } from "./name";
 import { getSession, isClosing, setSession } from "./session";
 import { hostConfig, type HostedSocket, SocketHost } from "./socket-host";
 import { RATE_BUCKETS_TABLE } from "./user-buckets";
@@ -40,6 +41,7 @@ import { RATE_BUCKETS_TABLE } from "./user-buckets";
 export const ROOM_HEADERS = {
   userId: "X-Chat-User-Id",
   userName: "X-Chat-User-Name",
+  /** Not read by the room, which knows its own name (`name.ts`); kept for the forwarder. */
   roomId: "X-Chat-Room-Id",
   protocol: "X-Chat-Ws-Protocol",
 } as const;
@@ -92,8 +94,8 @@ export class ChatRoom extends DurableObject<Env> {
   /** The socket layer shared with the Inbox: accept, the frame pipeline, the sweep, close, send, log. */
   private readonly host: SocketHost<RoomSession>;
 
-  /** Loaded from storage by `ensureSchema()`; null until then. */
-  private roomId: string | null = null;
+  /** The room's id: the object's name. */
+  private readonly roomId: string;
   private lastSeq = 0;
   private lastMessageAt: number | null = null;
   /** When the pending D1 stats write is due; null when nothing changed since the last one. */
@@ -106,12 +108,13 @@ export class ChatRoom extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.roomId = objectName(ctx);
     // Answered by the runtime without waking the object: keeps idle rooms hibernated.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.host = new SocketHost<RoomSession>(
       ctx,
       hostConfig(env, SOCKETS_PER_USER_MAX),
-      () => `ChatRoom:${this.roomId ?? ctx.id.toString()}`,
+      () => `ChatRoom:${this.roomId}`,
       () => ctx.storage.sql,
       {
         sessionOf: (ws) => this.connOf(ws)?.session ?? null,
@@ -150,9 +153,8 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   /** Room history, newest first, `before` exclusive (a seq). Called by the Worker after it checked the room exists. */
-  async history(roomId: string, before: number | null, limit: number): Promise<HistoryPage> {
+  async history(before: number | null, limit: number): Promise<HistoryPage> {
     this.ensureSchema();
-    this.rememberRoomId(roomId);
     const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
     const upper = before === null ? Number.MAX_SAFE_INTEGER : before;
     const rows = this.ctx.storage.sql
@@ -165,7 +167,7 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   /** Presence and stats of the room, for tests and diagnostics. */
-  async snapshot(): Promise<{ roomId: string | null; lastSeq: number; sockets: number; present: { userId: string; name: string }[] }> {
+  async snapshot(): Promise<{ roomId: string; lastSeq: number; sockets: number; present: { userId: string; name: string }[] }> {
     this.ensureSchema();
     return {
       roomId: this.roomId,
@@ -186,13 +188,11 @@ export class ChatRoom extends DurableObject<Env> {
       }
       const userId = decodeHeader(request.headers.get(ROOM_HEADERS.userId));
       const name = decodeHeader(request.headers.get(ROOM_HEADERS.userName)) ?? userId;
-      const roomId = decodeHeader(request.headers.get(ROOM_HEADERS.roomId));
       const protocol = decodeHeader(request.headers.get(ROOM_HEADERS.protocol));
-      if (!userId || !name || !roomId) {
+      if (!userId || !name) {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
       this.ensureSchema();
-      this.rememberRoomId(roomId);
       let mine = 0;
       for (const c of this.conns.values()) if (c.session.userId === userId) mine++;
       const { response, hosted } = this.host.accept(userId, name, mine, protocol, (base) => ({ ...base, joined: false }));
@@ -277,7 +277,7 @@ export class ChatRoom extends DurableObject<Env> {
         return;
       case "typing":
         if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before typing.");
-        this.fanout.publish({ type: "typing", userId: s.userId, on: msg.on, roomId: this.roomId ?? undefined }, { except: ws });
+        this.fanout.publish({ type: "typing", userId: s.userId, on: msg.on, roomId: this.roomId }, { except: ws });
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
       case "ping":
@@ -334,7 +334,7 @@ export class ChatRoom extends DurableObject<Env> {
         : [];
     this.host.send(ws, {
       type: "room_state",
-      roomId: this.roomId ?? "",
+      roomId: this.roomId,
       present: presentUsers(this.sessions()),
       messages: recent,
       lastSeq: this.lastSeq,
@@ -353,7 +353,7 @@ export class ChatRoom extends DurableObject<Env> {
     if (announce) {
       // The joining socket learns it is present from room_state; the others get the system frame.
       this.fanout.publish(
-        { type: "system", roomId: this.roomId ?? "", event: "join", userId: s.userId, name: s.name, at: Date.now() },
+        { type: "system", roomId: this.roomId, event: "join", userId: s.userId, name: s.name, at: Date.now() },
         { except: ws },
       );
       this.markStatsDirty();
@@ -410,14 +410,14 @@ export class ChatRoom extends DurableObject<Env> {
     }
     let media: MediaDescriptor[] | undefined;
     if (withMedia) {
-      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds ?? [], { kind: "room", roomId: this.roomId ?? "" });
+      const claimed = await claimMedia(this.env, s.userId, msg.mediaIds ?? [], { kind: "room", roomId: this.roomId });
       if (!claimed.ok) return this.host.sendError(ws, msg.id, claimed.code, claimed.message);
       media = claimed.media;
     }
     // From here to the publish nothing awaits, so seq order is storage order is delivery order.
     const message: RoomMessage = {
       id: crypto.randomUUID(),
-      roomId: this.roomId ?? "",
+      roomId: this.roomId,
       seq: this.lastSeq + 1,
       userId: s.userId,
       userName: s.name,
@@ -472,7 +472,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   private announceLeaveIfLast(s: RoomSession): void {
     if (hasOtherJoined(this.sessions(), s.userId, s.connId)) return;
-    this.fanout.publish({ type: "system", roomId: this.roomId ?? "", event: "leave", userId: s.userId, name: s.name, at: Date.now() });
+    this.fanout.publish({ type: "system", roomId: this.roomId, event: "leave", userId: s.userId, name: s.name, at: Date.now() });
     this.markStatsDirty();
   }
 
@@ -528,24 +528,12 @@ export class ChatRoom extends DurableObject<Env> {
     )`);
     sql.exec(RATE_BUCKETS_TABLE);
     const meta = new Map(sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray().map((r) => [r.key, r.value]));
-    this.roomId = meta.get("room_id") ?? null;
     const due = meta.get("stats_due");
     this.statsDueAt = due === undefined ? null : Number(due);
     const last = sql.exec<{ seq: number; created_at: number }>("SELECT seq, created_at FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];
     this.lastSeq = last?.seq ?? 0;
     this.lastMessageAt = last?.created_at ?? null;
     this.schemaReady = true;
-  }
-
-  /** A Durable Object does not know its name: the room id is stored on first use. */
-  private rememberRoomId(roomId: string): void {
-    if (this.roomId === roomId) return;
-    if (this.roomId !== null) {
-      this.host.log(`room id mismatch: stored ${this.roomId}, request ${roomId}`, null);
-      return;
-    }
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('room_id', ?)", roomId);
-    this.roomId = roomId;
   }
 
   private findSent(userId: string, clientMsgId: string): RoomMessage | null {
@@ -558,7 +546,7 @@ export class ChatRoom extends DurableObject<Env> {
   private toMessage(r: MessageRow): RoomMessage {
     const m: RoomMessage = {
       id: r.id,
-      roomId: this.roomId ?? "",
+      roomId: this.roomId,
       seq: r.seq,
       userId: r.user_id,
       userName: r.user_name,
@@ -584,10 +572,6 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   private async writeStats(): Promise<void> {
-    if (this.roomId === null) {
-      this.clearStatsDue();
-      return;
-    }
     // The values are read now; frames handled while the write awaits D1 may change them.
     const gen = this.statsGen;
     try {

@@ -17,6 +17,7 @@ import type { ClientMessage, DmMessage, MediaDescriptor, ServerFrameMessage, Ser
 import { assertNever, CLOSE, PAGE_MAX, PING_FRAME, PONG_FRAME } from "../protocol";
 import { mapBounded } from "./bounded";
 import { conversationIdFor, nextReadSeq, previewOf } from "./conversation";
+import { objectName } from "./name";
 import { getSession, isClosing, setSession } from "./session";
 import { FrameError, hostConfig, type HostedSocket, SocketHost } from "./socket-host";
 import type { BaseSession } from "./session";
@@ -169,6 +170,8 @@ function rowToMessage(r: MessageRow): DmMessage {
 /** One user's inbox: their sockets, DM conversations, unread counts, blocks and status. */
 export class Inbox extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** Whose inbox this is: the object's name (a user id). */
+  private readonly owner: string;
   /**
    * Per-key queues: one send at a time per conversation (this user's sends reach the peer in the order
    * they are numbered here), and "presence" for status pushes, so they reach subscribers in order.
@@ -180,6 +183,7 @@ export class Inbox extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.owner = objectName(ctx);
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS conversations (
@@ -219,7 +223,7 @@ export class Inbox extends DurableObject<Env> {
       CREATE TABLE IF NOT EXISTS subscribers (user_id TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
     `);
     this.sql.exec(RATE_BUCKETS_TABLE);
-    this.host = new SocketHost<InboxSession>(ctx, hostConfig(env, INBOX_SOCKETS_MAX), () => `Inbox:${this.ownerForLog()}`, () => this.sql, {
+    this.host = new SocketHost<InboxSession>(ctx, hostConfig(env, INBOX_SOCKETS_MAX), () => `Inbox:${this.owner}`, () => this.sql, {
       sessionOf: (ws) => {
         const s = getSession<InboxSession>(ws);
         return s && !isClosing(s) ? s : null;
@@ -265,7 +269,6 @@ export class Inbox extends DurableObject<Env> {
       } catch {
         // A malformed encoding falls back to the id rather than refusing the connection.
       }
-      this.setOwner(userId);
       const open = this.openSockets().length;
       const resume = new URL(request.url).searchParams.get(SYNC_PARAM) === "1";
       const { response, hosted } = this.host.accept(userId, name, open, request.headers.get(INBOX_HEADERS.protocol), (base) =>
@@ -402,7 +405,7 @@ export class Inbox extends DurableObject<Env> {
     if (msg.mediaIds && msg.mediaIds.length > 0) {
       // Claiming binds the media to this conversation, readable by the peer: never for a send the
       // recipient's inbox would refuse. Only sends with media pay for this extra round trip.
-      if (await inboxStub(this.env, msg.to).blocks(msg.to, s.userId)) {
+      if (await inboxStub(this.env, msg.to).blocks(s.userId)) {
         return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
       }
       const claimed = await claimMedia(this.env, s.userId, msg.mediaIds, { kind: "dm", conversationId, peerId: msg.to });
@@ -490,7 +493,7 @@ export class Inbox extends DurableObject<Env> {
         .toArray()[0];
       if (at && !this.isBlocking(conv.peer_id)) {
         try {
-          await inboxStub(this.env, conv.peer_id).peerRead(conv.peer_id, conv.id, s.userId, at.id);
+          await inboxStub(this.env, conv.peer_id).peerRead(conv.id, s.userId, at.id);
         } catch (err) {
           // The receipt is best effort; the read position itself is stored.
           this.host.log("read receipt", err, s.connId);
@@ -505,7 +508,7 @@ export class Inbox extends DurableObject<Env> {
     const conv = this.conversation(msg.conversationId);
     if (!conv) throw new FrameError("not_found", "conversation not found");
     if (!this.isBlocking(conv.peer_id)) {
-      await inboxStub(this.env, conv.peer_id).peerTyping(conv.peer_id, conv.id, s.userId, msg.on);
+      await inboxStub(this.env, conv.peer_id).peerTyping(conv.id, s.userId, msg.on);
     }
     if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
   }
@@ -557,7 +560,7 @@ export class Inbox extends DurableObject<Env> {
       let view: StatusView = HIDDEN;
       if (existing.has(id) && !this.isBlocking(id)) {
         try {
-          const res = await inboxStub(this.env, id).addSubscriber(id, s.userId);
+          const res = await inboxStub(this.env, id).addSubscriber(s.userId);
           view = res.view;
           // Refused (that user has SUBSCRIBERS_MAX watchers): a snapshot only, and no stored row
           // that would count against the limit while never being updated.
@@ -585,7 +588,7 @@ export class Inbox extends DurableObject<Env> {
     for (const id of ids) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ?", id);
     await mapBounded(ids, RPC_CONCURRENCY, async (id) => {
       try {
-        await inboxStub(this.env, id).removeSubscriber(id, s.userId);
+        await inboxStub(this.env, id).removeSubscriber(s.userId);
       } catch (err) {
         // Its next push is answered "no longer subscribed" and drops the row there.
         this.host.log("unsubscribe", err, s.connId);
@@ -665,7 +668,6 @@ export class Inbox extends DurableObject<Env> {
    * on (conversation, sender, clientMsgId): a repeat returns the first copy and delivers nothing.
    */
   async receiveDm(dm: IncomingDm): Promise<ReceiveResult> {
-    this.setOwner(dm.to);
     if (this.isBlocking(dm.from)) return { ok: false, code: "blocked" };
     const found = this.messageByClientId(dm.conversationId, dm.from, dm.clientMsgId);
     if (found) {
@@ -746,8 +748,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** The peer read up to message `messageId`: translate to this inbox's numbering and tell the user. */
-  async peerRead(owner: string, conversationId: string, readerId: string, messageId: string): Promise<void> {
-    this.setOwner(owner);
+  async peerRead(conversationId: string, readerId: string, messageId: string): Promise<void> {
     if (this.isBlocking(readerId)) return;
     const conv = this.conversation(conversationId);
     if (!conv || conv.peer_id !== readerId) return;
@@ -760,8 +761,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** The peer started or stopped typing in a conversation. */
-  async peerTyping(owner: string, conversationId: string, fromId: string, on: boolean): Promise<void> {
-    this.setOwner(owner);
+  async peerTyping(conversationId: string, fromId: string, on: boolean): Promise<void> {
     if (this.isBlocking(fromId)) return;
     const conv = this.conversation(conversationId);
     if (!conv || conv.peer_id !== fromId) return;
@@ -772,22 +772,19 @@ export class Inbox extends DurableObject<Env> {
    * Records `subscriberId` as watching this user's status, unless this user already has SUBSCRIBERS_MAX
    * watchers; returns the status that subscriber may see either way, and whether it was recorded.
    */
-  async addSubscriber(owner: string, subscriberId: string): Promise<{ view: StatusView; subscribed: boolean }> {
-    this.setOwner(owner);
+  async addSubscriber(subscriberId: string): Promise<{ view: StatusView; subscribed: boolean }> {
     const subscribed = this.canAddSubscriber(subscriberId);
     if (subscribed) this.sql.exec("INSERT OR IGNORE INTO subscribers (user_id, created_at) VALUES (?, ?)", subscriberId, Date.now());
     return { view: this.viewFor(subscriberId), subscribed };
   }
 
   /** Forgets a subscriber. */
-  async removeSubscriber(owner: string, subscriberId: string): Promise<void> {
-    this.setOwner(owner);
+  async removeSubscriber(subscriberId: string): Promise<void> {
     this.sql.exec("DELETE FROM subscribers WHERE user_id = ?", subscriberId);
   }
 
   /** This user's status as `viewerId` may see it. */
-  async statusFor(owner: string, viewerId: string): Promise<StatusView> {
-    this.setOwner(owner);
+  async statusFor(viewerId: string): Promise<StatusView> {
     return this.viewFor(viewerId);
   }
 
@@ -795,8 +792,7 @@ export class Inbox extends DurableObject<Env> {
    * A watched user's status changed. Returns false when this inbox no longer subscribes,
    * so the sender drops it from its subscribers.
    */
-  async presenceChanged(owner: string, userId: string, view: StatusView): Promise<boolean> {
-    this.setOwner(owner);
+  async presenceChanged(userId: string, view: StatusView): Promise<boolean> {
     if (!this.isSubscribedTo(userId)) return false;
     // A user this one blocks stays hidden (it was shown offline when blocked), whatever it reports.
     if (!this.isBlocking(userId)) this.notePeerStatus(userId, view);
@@ -810,11 +806,9 @@ export class Inbox extends DurableObject<Env> {
    * previous page (`<lastAt>.<id>`): the position is by time, then id, so equal times never skip a row.
    */
   async listConversations(
-    owner: string,
     limit: number,
     cursor?: string,
   ): Promise<{ conversations: ConversationSummary[]; nextCursor: string | null }> {
-    this.setOwner(owner);
     const after = parseListCursor(cursor);
     const rows = after
       ? this.sql
@@ -836,11 +830,10 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** Creates (or returns) the conversation with `peerId`. Refused when either side blocks the other. */
-  async openConversation(owner: string, peerId: string): Promise<OpenResult> {
-    this.setOwner(owner);
-    if (peerId === owner) return { ok: false, code: "bad_request", message: "userId: you cannot message yourself" };
+  async openConversation(peerId: string): Promise<OpenResult> {
+    if (peerId === this.owner) return { ok: false, code: "bad_request", message: "userId: you cannot message yourself" };
     if (this.isBlocking(peerId)) return { ok: false, code: "blocked", message: "you have blocked this user" };
-    const conversationId = await conversationIdFor(owner, peerId);
+    const conversationId = await conversationIdFor(this.owner, peerId);
     let conv = this.conversation(conversationId);
     let peerName = conv?.peer_name;
     if (!conv) {
@@ -850,7 +843,7 @@ export class Inbox extends DurableObject<Env> {
     }
     // The peer's inbox owns its block list; asking it also subscribes to its status (a DM peer).
     const peer = inboxStub(this.env, peerId);
-    const blocked = await peer.blocks(peerId, owner);
+    const blocked = await peer.blocks(this.owner);
     if (blocked) return { ok: false, code: "blocked", message: "this user is not accepting your messages" };
     const created = !conv;
     if (!conv) {
@@ -859,7 +852,7 @@ export class Inbox extends DurableObject<Env> {
         this.upsertConversation(conversationId, peerId, peerName ?? peerId, now);
         this.addSubscription(peerId, true, now);
       });
-      const { view, subscribed } = await peer.addSubscriber(peerId, owner);
+      const { view, subscribed } = await peer.addSubscriber(this.owner);
       // Refused (the peer has SUBSCRIBERS_MAX watchers): no changes would come, so keep no automatic row.
       if (!subscribed) this.sql.exec("DELETE FROM subscriptions WHERE user_id = ? AND auto = 1", peerId);
       this.notePeerStatus(peerId, view);
@@ -869,19 +862,16 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** True when this user blocks `userId`. */
-  async blocks(owner: string, userId: string): Promise<boolean> {
-    this.setOwner(owner);
+  async blocks(userId: string): Promise<boolean> {
     return this.isBlocking(userId);
   }
 
   /** A page of history, newest first; null when the user has no such conversation. */
   async history(
-    owner: string,
     conversationId: string,
     before: number | undefined,
     limit: number,
   ): Promise<{ messages: DmMessage[]; nextBefore: number | null } | null> {
-    this.setOwner(owner);
     if (!this.conversation(conversationId)) return null;
     const n = Math.max(1, Math.min(limit, PAGE_MAX));
     const rows = this.sql
@@ -897,8 +887,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** The user's block list, newest first. */
-  async listBlocks(owner: string): Promise<{ userId: string; createdAt: number }[]> {
-    this.setOwner(owner);
+  async listBlocks(): Promise<{ userId: string; createdAt: number }[]> {
     return this.sql
       .exec<{ user_id: string; created_at: number }>("SELECT * FROM blocks ORDER BY created_at DESC, user_id ASC")
       .toArray()
@@ -906,8 +895,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** Blocks `userId`: hides each one's status from the other at once. `created` is false if already blocked. */
-  async block(owner: string, userId: string): Promise<{ created: boolean; userId: string; createdAt: number }> {
-    this.setOwner(owner);
+  async block(userId: string): Promise<{ created: boolean; userId: string; createdAt: number }> {
     const existing = this.sql
       .exec<{ created_at: number }>("SELECT created_at FROM blocks WHERE user_id = ?", userId)
       .toArray()[0];
@@ -922,8 +910,7 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** Unblocks `userId` and shows each one's current status to the other again. Returns false if not blocked. */
-  async unblock(owner: string, userId: string): Promise<boolean> {
-    this.setOwner(owner);
+  async unblock(userId: string): Promise<boolean> {
     if (!this.isBlocking(userId)) return false;
     this.sql.exec("DELETE FROM blocks WHERE user_id = ?", userId);
     const work: Promise<unknown>[] = [];
@@ -932,7 +919,7 @@ export class Inbox extends DurableObject<Env> {
     if (this.isSubscribedTo(userId)) {
       work.push(
         inboxStub(this.env, userId)
-          .statusFor(userId, owner)
+          .statusFor(this.owner)
           .then((view) => this.notePeerStatus(userId, view)),
       );
     }
@@ -941,16 +928,15 @@ export class Inbox extends DurableObject<Env> {
   }
 
   /** Statuses of `userIds` as this user may see them, in the order asked. */
-  async presenceOf(owner: string, userIds: string[]): Promise<{ userId: string; status: StatusView["status"]; lastSeen: number | null }[]> {
-    this.setOwner(owner);
+  async presenceOf(userIds: string[]): Promise<{ userId: string; status: StatusView["status"]; lastSeen: number | null }[]> {
     // Unknown ids read as offline without waking (or creating) an inbox for them.
     const existing = await findUsers(this.env, userIds);
     return mapBounded(userIds, RPC_CONCURRENCY, async (userId) => {
       let view: StatusView = HIDDEN;
-      if (userId === owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
+      if (userId === this.owner) view = publicView(this.ownStatus(), this.openSockets().length > 0);
       else if (existing.has(userId) && !this.isBlocking(userId)) {
         try {
-          view = await inboxStub(this.env, userId).statusFor(userId, owner);
+          view = await inboxStub(this.env, userId).statusFor(this.owner);
         } catch (err) {
           this.host.log("presence lookup", err);
         }
@@ -1000,8 +986,6 @@ export class Inbox extends DurableObject<Env> {
   }
 
   private async publishNow(): Promise<void> {
-    const owner = this.meta("owner");
-    if (!owner) return;
     const view = publicView(this.ownStatus(), this.openSockets().length > 0);
     const lastRaw = this.meta("published");
     if (sameView(lastRaw ? (JSON.parse(lastRaw) as StatusView) : null, view)) return;
@@ -1015,10 +999,8 @@ export class Inbox extends DurableObject<Env> {
 
   /** Sends one status to one subscriber's inbox; forgets the subscriber when it no longer listens. */
   private async tell(subscriberId: string, view: StatusView): Promise<void> {
-    const owner = this.meta("owner");
-    if (!owner) return;
     try {
-      const still = await inboxStub(this.env, subscriberId).presenceChanged(subscriberId, owner, view);
+      const still = await inboxStub(this.env, subscriberId).presenceChanged(this.owner, view);
       if (!still) this.sql.exec("DELETE FROM subscribers WHERE user_id = ?", subscriberId);
     } catch (err) {
       this.host.log("presence fan-out", err);
@@ -1082,11 +1064,6 @@ export class Inbox extends DurableObject<Env> {
 
   private setMeta(key: string, value: string): void {
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
-  }
-
-  /** Remembers whose inbox this is (the object cannot read its own name); set by every entry point. */
-  private setOwner(userId: string): void {
-    if (this.meta("owner") !== userId) this.setMeta("owner", userId);
   }
 
   private conversation(id: string): ConversationRow | null {
@@ -1261,12 +1238,4 @@ export class Inbox extends DurableObject<Env> {
     return numVar(this.env.PRESENCE_SUBSCRIBE_LIMIT, 500);
   }
 
-  /** The owner for log lines; logging must not throw when storage itself is what failed. */
-  private ownerForLog(): string {
-    try {
-      return this.meta("owner") ?? this.ctx.id.toString();
-    } catch {
-      return this.ctx.id.toString();
-    }
-  }
 }

@@ -23,7 +23,7 @@ export const blocks = createRouter()
     }),
     async (c) => {
       const user = c.get("user");
-      return c.json({ blocks: await inboxStub(c.env, user.id).listBlocks(user.id) }, 200);
+      return c.json({ blocks: await inboxStub(c.env, user.id).listBlocks() }, 200);
     },
   )
   .openapi(
@@ -45,7 +45,7 @@ export const blocks = createRouter()
       const { userId } = c.req.valid("json");
       if (userId === user.id) throw new ApiError({ code: "bad_request", message: "userId: you cannot block yourself" });
       if (!(await findUser(c.env, userId))) throw new ApiError({ code: "not_found", message: `user ${userId} not found` });
-      const { created, ...entry } = await inboxStub(c.env, user.id).block(user.id, userId);
+      const { created, ...entry } = await inboxStub(c.env, user.id).block(userId);
       return created ? c.json(entry, 201) : c.json(entry, 200);
     },
   )
@@ -65,7 +65,7 @@ export const blocks = createRouter()
     async (c) => {
       const user = c.get("user");
       const { userId } = c.req.valid("param");
-      await inboxStub(c.env, user.id).unblock(user.id, userId);
+      await inboxStub(c.env, user.id).unblock(userId);
       return c.body(null, 204);
     },
   );
