@@ -10,6 +10,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { findUser, findUsers } from "../db/queries";
+import { CONVERSATION_CURSOR_RE } from "../ids";
 import { numVar } from "../env";
 import { ApiError, errorResponse } from "../errors";
 import { claimMedia } from "../media/claim";
@@ -148,7 +149,7 @@ type MessageRow = {
 
 /** Reads a conversation-list cursor (`<lastAt>.<id>`); null when absent or malformed. */
 export function parseListCursor(cursor: string | undefined): { lastAt: number; id: string } | null {
-  const m = cursor === undefined ? null : /^(\d{1,16})\.(dm_[0-9a-f]{32})$/.exec(cursor);
+  const m = cursor === undefined ? null : CONVERSATION_CURSOR_RE.exec(cursor);
   return m ? { lastAt: Number(m[1]), id: m[2] } : null;
 }
 
