@@ -16,6 +16,7 @@ import { ApiError, errorResponse } from "../../errors";
 import type { ClientMessage, DmMessage, ServerFrameMessage, ServerMessage } from "../../protocol";
 import { assertNever, CLOSE, PING_FRAME, PONG_FRAME } from "../../protocol";
 import { objectName } from "../name";
+import { migrate } from "../schema";
 import { getSession, isClosing } from "../session";
 import { FrameError, hostConfig, type HostedSocket, SocketHost } from "../socket-host";
 import { chosenOnConnect, type StatusView } from "../status";
@@ -35,6 +36,7 @@ import {
 import { InboxDms } from "./dms";
 import { InboxPush } from "./push";
 import { InboxStatus } from "./status";
+import { INBOX_MIGRATIONS } from "./schema";
 import { InboxStore } from "./store";
 
 export {
@@ -71,8 +73,8 @@ export class Inbox extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.owner = objectName(ctx);
+    migrate(ctx.storage, INBOX_MIGRATIONS);
     const store = new InboxStore(this.sql);
-    store.ensureSchema();
     this.host = new SocketHost<InboxSession>(ctx, hostConfig(env, INBOX_SOCKETS_MAX), () => `Inbox:${this.owner}`, () => this.sql, {
       sessionOf: (ws) => {
         const s = getSession<InboxSession>(ws);

@@ -11,12 +11,9 @@
  * room id are in storage; the in-memory maps are caches rebuilt from `ctx.getWebSockets()`.
  */
 import { DurableObject } from "cloudflare:workers";
-import { eq } from "drizzle-orm";
-import { db } from "../db/queries";
-import { rooms } from "../db/schema";
-import { numVar } from "../env";
-import { ApiError, errorResponse } from "../errors";
-import { claimMedia } from "../media/claim";
+import { numVar } from "../../env";
+import { ApiError, errorResponse } from "../../errors";
+import { claimMedia } from "../../media/claim";
 import {
   assertNever,
   CLOSE,
@@ -26,13 +23,16 @@ import {
   PING_FRAME,
   PONG_FRAME,
   type RoomMessage,
-} from "../protocol";
-import { Fanout } from "./fanout";
-import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
-import { objectName } from "./name";
-import { getSession, isClosing, setSession } from "./session";
-import { hostConfig, type HostedSocket, SocketHost } from "./socket-host";
-import { RATE_BUCKETS_TABLE } from "./user-buckets";
+} from "../../protocol";
+import { Fanout } from "../fanout";
+import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "../presence";
+import { objectName } from "../name";
+import { getSession, isClosing, setSession } from "../session";
+import { hostConfig, type HostedSocket, SocketHost } from "../socket-host";
+import { migrate } from "../schema";
+import { MessageLog } from "./message-log";
+import { ROOM_MIGRATIONS } from "./schema";
+import { RoomStats, STATS_RETRY_MS } from "./stats";
 
 /**
  * Headers the Worker route sets on the request it forwards to the room, overwriting any the client
@@ -58,10 +58,7 @@ export const REPLAY_CHUNK = PAGE_MAX;
 export const REPLAY_MAX = 10 * REPLAY_CHUNK;
 /** Open sockets one user may hold in one room (tabs, devices). */
 export const SOCKETS_PER_USER_MAX = 32;
-/** Debounce of the room's stats (online count, message count, last message time) written to D1. */
-export const STATS_DEBOUNCE_MS = 2_000;
-/** Retry delay when the D1 stats write fails. */
-const STATS_RETRY_MS = 10_000;
+export { STATS_DEBOUNCE_MS } from "./stats";
 
 /** A page of history, newest first. */
 export interface HistoryPage {
@@ -70,17 +67,6 @@ export interface HistoryPage {
   nextBefore: number | null;
 }
 
-type MessageRow = {
-  seq: number;
-  id: string;
-  user_id: string;
-  user_name: string;
-  client_msg_id: string;
-  text: string | null;
-  media: string | null;
-  reply_to: string | null;
-  created_at: number;
-};
 
 type Conn = HostedSocket<RoomSession>;
 
@@ -96,12 +82,10 @@ export class ChatRoom extends DurableObject<Env> {
 
   /** The room's id: the object's name. */
   private readonly roomId: string;
-  private lastSeq = 0;
-  private lastMessageAt: number | null = null;
-  /** When the pending D1 stats write is due; null when nothing changed since the last one. */
-  private statsDueAt: number | null = null;
-  /** Bumped by every change the D1 stats reflect, so a write knows whether something changed while it awaited D1. */
-  private statsGen = 0;
+  /** The message log (its own SQLite table) and the room's head (last seq, last message time). */
+  private readonly messages: MessageLog;
+  /** The room's counters in D1, written debounced from the alarm. */
+  private readonly stats: RoomStats;
   private schemaReady = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
@@ -109,6 +93,12 @@ export class ChatRoom extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.roomId = objectName(ctx);
+    this.messages = new MessageLog(ctx.storage.sql, this.roomId);
+    this.stats = new RoomStats(ctx.storage.sql, env, this.roomId, {
+      scheduleAlarm: (at) => this.scheduleAlarm(at),
+      read: () => ({ onlineCount: onlineCount(this.sessions()), messageCount: this.messages.lastSeq, lastMessageAt: this.messages.lastMessageAt }),
+      log: (what, err) => this.host.log(what, err),
+    });
     // Answered by the runtime without waking the object: keeps idle rooms hibernated.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
     this.host = new SocketHost<RoomSession>(
@@ -156,11 +146,7 @@ export class ChatRoom extends DurableObject<Env> {
   async history(before: number | null, limit: number): Promise<HistoryPage> {
     this.ensureSchema();
     const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
-    const upper = before === null ? Number.MAX_SAFE_INTEGER : before;
-    const rows = this.ctx.storage.sql
-      .exec<MessageRow>("SELECT * FROM messages WHERE seq < ? ORDER BY seq DESC LIMIT ?", upper, n)
-      .toArray();
-    const messages = rows.map((r) => this.toMessage(r));
+    const messages = this.messages.before(before === null ? Number.MAX_SAFE_INTEGER : before, n);
     // seq is gap-free from 1, so an older page exists exactly when this one stops above seq 1.
     const oldest = messages.at(-1)?.seq;
     return { messages, nextBefore: oldest !== undefined && oldest > 1 && messages.length === n ? oldest : null };
@@ -171,7 +157,7 @@ export class ChatRoom extends DurableObject<Env> {
     this.ensureSchema();
     return {
       roomId: this.roomId,
-      lastSeq: this.lastSeq,
+      lastSeq: this.messages.lastSeq,
       sockets: this.conns.size,
       present: presentUsers(this.sessions()),
     };
@@ -249,7 +235,7 @@ export class ChatRoom extends DurableObject<Env> {
       for (const conn of expired) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "heartbeat timeout");
       // Sockets the server closed earlier whose close never completed (a frozen client).
       const closing = this.host.resweepClosing(now);
-      if (this.statsDueAt !== null) await this.writeStats();
+      if (this.stats.dueAt !== null) await this.stats.write();
       if (nextAt !== null) this.scheduleAlarm(nextAt);
       if (closing > 0) this.scheduleAlarm(now + this.host.cfg.presenceTimeoutMs);
     } catch (err) {
@@ -317,27 +303,20 @@ export class ChatRoom extends DurableObject<Env> {
     } else {
       this.fanout.addTarget(ws);
       s.joined = true;
-      s.liveFrom = this.lastSeq;
+      s.liveFrom = this.messages.lastSeq;
       setSession(ws, s);
     }
     // Everything after `liveFrom` reached this socket live: replaying it would duplicate it.
-    const head = Math.min(this.lastSeq, s.liveFrom ?? this.lastSeq);
+    const head = Math.min(this.messages.lastSeq, s.liveFrom ?? this.messages.lastSeq);
     const upTo = since === undefined ? head : Math.min(head, since + REPLAY_MAX);
     const truncated = since !== undefined && upTo < head;
-    const recent =
-      since === undefined
-        ? this.ctx.storage.sql
-            .exec<MessageRow>("SELECT * FROM messages ORDER BY seq DESC LIMIT ?", ROOM_STATE_RECENT)
-            .toArray()
-            .reverse()
-            .map((r) => this.toMessage(r))
-        : [];
+    const recent = since === undefined ? this.messages.recent(ROOM_STATE_RECENT) : [];
     this.host.send(ws, {
       type: "room_state",
       roomId: this.roomId,
       present: presentUsers(this.sessions()),
       messages: recent,
-      lastSeq: this.lastSeq,
+      lastSeq: this.messages.lastSeq,
       ...(truncated ? { replayTruncated: true as const, nextSince: upTo } : {}),
     });
     if (since !== undefined && since < upTo) {
@@ -356,7 +335,7 @@ export class ChatRoom extends DurableObject<Env> {
         { type: "system", roomId: this.roomId, event: "join", userId: s.userId, name: s.name, at: Date.now() },
         { except: ws },
       );
-      this.markStatsDirty();
+      this.stats.markDirty();
     }
   }
 
@@ -368,16 +347,14 @@ export class ChatRoom extends DurableObject<Env> {
     let after = since;
     let pages = 0;
     for (;;) {
-      const rows = this.ctx.storage.sql
-        .exec<MessageRow>("SELECT * FROM messages WHERE seq > ? AND seq <= ? ORDER BY seq ASC LIMIT ?", after, upTo, REPLAY_CHUNK)
-        .toArray();
-      if (rows.length === 0) return pages;
-      const frames = rows.map((r) => ({ type: "message" as const, message: this.toMessage(r) }));
+      const messages = this.messages.range(after, upTo, REPLAY_CHUNK);
+      if (messages.length === 0) return pages;
+      const frames = messages.map((message) => ({ type: "message" as const, message }));
       if (frames.length === 1) this.host.send(ws, frames[0]);
       else this.host.send(ws, { type: "batch", frames });
       pages++;
-      after = rows[rows.length - 1].seq;
-      if (rows.length < REPLAY_CHUNK) return pages;
+      after = messages[messages.length - 1].seq;
+      if (messages.length < REPLAY_CHUNK) return pages;
     }
   }
 
@@ -401,12 +378,11 @@ export class ChatRoom extends DurableObject<Env> {
     // A resend gets the first ack. A send with media looks before claiming it, so a resend claims
     // nothing; a plain send finds out from its insert (below): one statement on the hot path, not two.
     if (withMedia) {
-      const first = this.findSent(s.userId, msg.clientMsgId);
+      const first = this.messages.findSent(s.userId, msg.clientMsgId);
       if (first) return this.ackDuplicate(ws, msg.id, first);
     }
     if (msg.replyTo !== undefined) {
-      const target = this.ctx.storage.sql.exec("SELECT 1 FROM messages WHERE id = ?", msg.replyTo).toArray();
-      if (target.length === 0) return this.host.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
+      if (!this.messages.has(msg.replyTo)) return this.host.sendError(ws, msg.id, "not_found", `replyTo: no message ${msg.replyTo} in this room`);
     }
     let media: MediaDescriptor[] | undefined;
     if (withMedia) {
@@ -418,7 +394,7 @@ export class ChatRoom extends DurableObject<Env> {
     const message: RoomMessage = {
       id: crypto.randomUUID(),
       roomId: this.roomId,
-      seq: this.lastSeq + 1,
+      seq: this.messages.lastSeq + 1,
       userId: s.userId,
       userName: s.name,
       clientMsgId: msg.clientMsgId,
@@ -427,34 +403,18 @@ export class ChatRoom extends DurableObject<Env> {
       replyTo: msg.replyTo,
       createdAt: Date.now(),
     };
-    const { rowsWritten } = this.ctx.storage.sql.exec(
-      `INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, media, reply_to, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (user_id, client_msg_id) DO NOTHING`,
-      message.seq,
-      message.id,
-      message.userId,
-      message.userName,
-      message.clientMsgId,
-      message.text ?? null,
-      media ? JSON.stringify(media) : null,
-      message.replyTo ?? null,
-      message.createdAt,
-    );
-    if (rowsWritten === 0) {
+    if (!this.messages.append(message)) {
       // Stored before: a resend, or (with media) a send that raced this one while its claim awaited D1.
-      const first = this.findSent(s.userId, msg.clientMsgId);
+      const first = this.messages.findSent(s.userId, msg.clientMsgId);
       if (first) return this.ackDuplicate(ws, msg.id, first);
       throw new Error("insert wrote nothing and no earlier send was found");
     }
-    this.lastSeq = message.seq;
-    this.lastMessageAt = message.createdAt;
     // The output gate holds these sends until the insert is durable: no ack for a lost message.
     // The sender's ack (which carries the message) takes the message's place in the sender's stream:
     // sent directly, it could overtake earlier messages still queued in the fan-out window, and a
     // client resuming from the highest seq it saw would skip them.
     this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
-    this.markStatsDirty();
+    this.stats.markDirty();
   }
 
   /** The first ack again, through the fan-out queue: it carries a seq, so it must not overtake frames still queued for this socket. */
@@ -473,7 +433,7 @@ export class ChatRoom extends DurableObject<Env> {
   private announceLeaveIfLast(s: RoomSession): void {
     if (hasOtherJoined(this.sessions(), s.userId, s.connId)) return;
     this.fanout.publish({ type: "system", roomId: this.roomId, event: "leave", userId: s.userId, name: s.name, at: Date.now() });
-    this.markStatsDirty();
+    this.stats.markDirty();
   }
 
   private *sessions(): Iterable<RoomSession> {
@@ -509,87 +469,13 @@ export class ChatRoom extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ storage
 
+  /** Brings the storage to the current schema and loads the head; once per object lifetime, lazily (the health ping creates nothing). */
   private ensureSchema(): void {
     if (this.schemaReady) return;
-    const sql = this.ctx.storage.sql;
-    sql.exec(`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`);
-    // seq is the rowid: range scans by seq are index scans. (user_id, client_msg_id) makes resends idempotent.
-    sql.exec(`CREATE TABLE IF NOT EXISTS messages (
-      seq INTEGER PRIMARY KEY,
-      id TEXT NOT NULL UNIQUE,
-      user_id TEXT NOT NULL,
-      user_name TEXT NOT NULL,
-      client_msg_id TEXT NOT NULL,
-      text TEXT,
-      media TEXT,
-      reply_to TEXT,
-      created_at INTEGER NOT NULL,
-      UNIQUE (user_id, client_msg_id)
-    )`);
-    sql.exec(RATE_BUCKETS_TABLE);
-    const meta = new Map(sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray().map((r) => [r.key, r.value]));
-    const due = meta.get("stats_due");
-    this.statsDueAt = due === undefined ? null : Number(due);
-    const last = sql.exec<{ seq: number; created_at: number }>("SELECT seq, created_at FROM messages ORDER BY seq DESC LIMIT 1").toArray()[0];
-    this.lastSeq = last?.seq ?? 0;
-    this.lastMessageAt = last?.created_at ?? null;
+    migrate(this.ctx.storage, ROOM_MIGRATIONS);
+    this.messages.load();
+    this.stats.load();
     this.schemaReady = true;
-  }
-
-  private findSent(userId: string, clientMsgId: string): RoomMessage | null {
-    const row = this.ctx.storage.sql
-      .exec<MessageRow>("SELECT * FROM messages WHERE user_id = ? AND client_msg_id = ?", userId, clientMsgId)
-      .toArray()[0];
-    return row ? this.toMessage(row) : null;
-  }
-
-  private toMessage(r: MessageRow): RoomMessage {
-    const m: RoomMessage = {
-      id: r.id,
-      roomId: this.roomId,
-      seq: r.seq,
-      userId: r.user_id,
-      userName: r.user_name,
-      clientMsgId: r.client_msg_id,
-      createdAt: r.created_at,
-    };
-    if (r.text !== null) m.text = r.text;
-    if (r.media !== null) m.media = JSON.parse(r.media) as MediaDescriptor[];
-    if (r.reply_to !== null) m.replyTo = r.reply_to;
-    return m;
-  }
-
-  /** Marks the D1 stats stale; the write happens in the alarm, at most once per STATS_DEBOUNCE_MS. */
-  private markStatsDirty(): void {
-    this.statsGen++;
-    if (this.statsDueAt === null) this.scheduleStats(Date.now() + STATS_DEBOUNCE_MS);
-  }
-
-  private scheduleStats(at: number): void {
-    this.statsDueAt = at;
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('stats_due', ?)", String(at));
-    this.scheduleAlarm(at);
-  }
-
-  private async writeStats(): Promise<void> {
-    // The values are read now; frames handled while the write awaits D1 may change them.
-    const gen = this.statsGen;
-    try {
-      await db(this.env)
-        .update(rooms)
-        .set({ onlineCount: onlineCount(this.sessions()), messageCount: this.lastSeq, lastMessageAt: this.lastMessageAt })
-        .where(eq(rooms.id, this.roomId));
-      if (this.statsGen === gen) this.clearStatsDue();
-      else this.scheduleStats(Date.now() + STATS_DEBOUNCE_MS);
-    } catch (err) {
-      this.host.log("stats write failed", err);
-      this.scheduleAlarm(Date.now() + STATS_RETRY_MS);
-    }
-  }
-
-  private clearStatsDue(): void {
-    this.statsDueAt = null;
-    this.ctx.storage.sql.exec("DELETE FROM meta WHERE key = 'stats_due'");
   }
 
   /** Moves the alarm earlier to `at` if needed; never later. */
