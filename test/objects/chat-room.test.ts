@@ -5,7 +5,7 @@ import { type ChatRoom, REPLAY_MAX, SOCKETS_PER_USER_MAX, STATS_DEBOUNCE_MS } fr
 import type { RoomSession } from "../../src/objects/presence";
 import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
-import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "./room-helpers";
+import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "../helpers/rooms";
 
 type ErrorFrame = Extract<ServerMessage, { type: "error" }>;
 type AckFrame = Extract<ServerMessage, { type: "ack" }>;

@@ -10,7 +10,7 @@ import type { ServerMessage } from "../../src/protocol";
 import { api, BASE, tokenFor } from "../helpers";
 import type { TestSocket } from "../helpers";
 import { SELF } from "cloudflare:test";
-import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../routes/inbox-helpers";
+import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 const presenceOf = (userId: string, status: string) => (m: ServerMessage) =>
   m.type === "presence" && m.userId === userId && m.status === status;

@@ -10,8 +10,8 @@ import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
 import { api } from "../helpers";
-import { inbox, provision, uid } from "../routes/inbox-helpers";
-import { createRoom, delivers, joined, sendText, stubOf } from "./room-helpers";
+import { inbox, provision, uid } from "../helpers/inbox";
+import { createRoom, delivers, joined, sendText, stubOf } from "../helpers/rooms";
 
 const presenceOf = (userId: string, status: string) => (m: ServerMessage) => m.type === "presence" && m.userId === userId && m.status === status;
 

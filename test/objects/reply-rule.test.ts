@@ -5,8 +5,8 @@
 import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../src/protocol";
 import { connectWs, type TestSocket } from "../helpers";
-import { inbox, provision, uid } from "../routes/inbox-helpers";
-import { createRoom } from "./room-helpers";
+import { inbox, provision, uid } from "../helpers/inbox";
+import { createRoom } from "../helpers/rooms";
 
 /** The answers to `id`: acks, errors and pongs carrying it. */
 const answersTo = (s: TestSocket, id: string) =>

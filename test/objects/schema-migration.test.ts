@@ -12,8 +12,8 @@ import { INBOX_MIGRATIONS } from "../../src/objects/inbox/schema";
 import { schemaVersion } from "../../src/objects/schema";
 import { inboxStub } from "../../src/objects/stubs";
 import { api } from "../helpers";
-import { provision, uid } from "../routes/inbox-helpers";
-import { createRoom, joined, sendText, stubOf } from "./room-helpers";
+import { provision, uid } from "../helpers/inbox";
+import { createRoom, joined, sendText, stubOf } from "../helpers/rooms";
 
 const tables = (sql: SqlStorage) =>
   sql

@@ -14,8 +14,8 @@ import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
-import { inbox, provision, roundTrip, uid } from "../routes/inbox-helpers";
-import { createRoom, joined, sendText, stubOf, systemOf } from "./room-helpers";
+import { inbox, provision, roundTrip, uid } from "../helpers/inbox";
+import { createRoom, joined, sendText, stubOf, systemOf } from "../helpers/rooms";
 
 /** Freezes every socket of an object whose attachment matches: its server-side close goes nowhere, and it looks silent for a minute. */
 function freeze(state: DurableObjectState, match: (s: InboxSession | RoomSession) => boolean): number {

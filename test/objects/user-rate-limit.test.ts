@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { inboxStub } from "../../src/objects/stubs";
 import { CLOSE } from "../../src/protocol";
 import { connectWs, type TestSocket } from "../helpers";
-import { inbox, uid } from "../routes/inbox-helpers";
-import { closed, createRoom, stubOf } from "./room-helpers";
+import { inbox, uid } from "../helpers/inbox";
+import { closed, createRoom, stubOf } from "../helpers/rooms";
 
 const BURST = 20;
 const REFILL_PER_SEC = 10;

@@ -9,7 +9,7 @@ import { api, BASE, connectWs } from "../helpers";
 import { runInDurableObject, SELF } from "cloudflare:test";
 import type { Inbox } from "../../src/objects/inbox";
 import { SYNC_ROWS_MAX } from "../../src/objects/inbox";
-import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 async function conversations(user: string): Promise<ConversationSummary[]> {
   const res = await api(user, "/api/chat/dms");

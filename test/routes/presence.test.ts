@@ -8,7 +8,7 @@ import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
 import { api } from "../helpers";
 import type { TestSocket } from "../helpers";
-import { inbox, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+import { inbox, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 type PresenceFrame = Extract<ServerMessage, { type: "presence" }>;
 
