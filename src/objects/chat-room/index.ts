@@ -110,7 +110,7 @@ export class ChatRoom extends DurableObject<Env> {
         sessionOf: (ws) => this.connOf(ws)?.session ?? null,
         ready: () => this.ensureSchema(),
         dispatch: (ws, session, msg) => this.dispatch(this.conns.get(session.connId) ?? { ws, session }, msg),
-        onServerClose: (ws, session) => {
+        onServerClose: (_ws, session) => {
           const conn = this.conns.get(session.connId);
           if (conn) this.depart(conn);
           // Also in the attachment: the close event that follows (maybe after a rebuild) announces nothing again.
