@@ -7,10 +7,12 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } 
 import type { AuthUser } from "./env";
 import { ApiError } from "./errors";
 import { USER_ID_RE } from "./ids";
+import { cutCodePoints, toWellFormed } from "./unicode";
 
 import { DEV_JWT_SECRET } from "./dev-secret";
 
-const NAME_MAX = 64;
+/** Longest display name, in code points. */
+export const NAME_MAX = 64;
 
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
@@ -69,31 +71,47 @@ function unauthorized(message: string): ApiError {
   });
 }
 
+/** The WebSocket subprotocol of this API: echoed in a 101 whenever the client offers it. */
+export const APP_PROTOCOL = "edge-chat";
+/** Prefix of a `Sec-WebSocket-Protocol` entry that carries the token (browsers cannot set headers). */
+const BEARER_PROTOCOL_PREFIX = "bearer.";
+
 /**
  * Finds the token of a request: `Authorization: Bearer`, then a `bearer.<token>` entry of
- * `Sec-WebSocket-Protocol` (browsers cannot set headers on a WebSocket), then `?token=`.
+ * `Sec-WebSocket-Protocol` (browsers cannot set headers on a WebSocket), then `?token=`. Also returns
+ * the subprotocol to echo: {@link APP_PROTOCOL} when it is offered, whichever way the token came.
+ * A browser (and Node's WebSocket) fails the handshake when it offered protocols and none is echoed,
+ * so a client must offer `edge-chat`. A `bearer.` entry is never echoed: the 101 would carry the
+ * token back in a header that proxies and logs keep. A client that offers only `bearer.<token>`
+ * gets no echo and fails its own handshake (docs/protocol.md).
  */
 export function tokenFromRequest(req: Request): { token: string; protocol?: string } | null {
+  const offered = (req.headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
+  const protocol = offered.includes(APP_PROTOCOL) ? APP_PROTOCOL : undefined;
   const header = req.headers.get("Authorization");
   if (header) {
     const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!m) throw unauthorized("Authorization header must be `Bearer <token>`.");
-    return { token: m[1] };
+    return { token: m[1], protocol };
   }
-  const protocols = req.headers.get("Sec-WebSocket-Protocol");
-  if (protocols) {
-    const offered = protocols.split(",").map((p) => p.trim());
-    const bearer = offered.find((p) => p.startsWith("bearer."));
-    if (bearer) {
-      // Echo the app protocol the client offered beside the token; a browser fails the handshake
-      // when it offered protocols and none is echoed, so with no app protocol the bearer entry is echoed.
-      const app = offered.find((p) => !p.startsWith("bearer."));
-      return { token: bearer.slice("bearer.".length), protocol: app ?? bearer };
-    }
-  }
+  const bearer = offered.find((p) => p.startsWith(BEARER_PROTOCOL_PREFIX));
+  if (bearer) return { token: bearer.slice(BEARER_PROTOCOL_PREFIX.length), protocol };
   const q = new URL(req.url).searchParams.get("token");
-  if (q) return { token: q };
+  if (q) return { token: q, protocol };
   return null;
+}
+
+/**
+ * A display name made well-formed at the one place names enter (the token's `name` claim, or `sub`):
+ * trimmed, lone surrogates replaced by U+FFFD, cut to {@link NAME_MAX} code points (never inside a
+ * character, so never leaving half of a surrogate pair). Everything downstream (header encoding,
+ * storage, frames) may then assume well-formed UTF-16. Empty when only whitespace was given.
+ */
+export function wellFormedName(raw: string): string {
+  return cutCodePoints(toWellFormed(raw.trim()), NAME_MAX).trimEnd();
 }
 
 /** Verifies the request's token and returns the user; throws ApiError 401 (or 500 when misconfigured). */
@@ -111,8 +129,7 @@ export async function authenticate(req: Request, env: Env): Promise<{ user: Auth
   if (typeof sub !== "string" || !USER_ID_RE.test(sub)) {
     throw unauthorized("Token `sub` must be 1-128 characters of letters, digits and _.:@|+-.");
   }
-  const rawName = typeof payload.name === "string" ? payload.name.trim() : "";
-  const name = (rawName || sub).slice(0, NAME_MAX);
+  const name = wellFormedName(typeof payload.name === "string" ? payload.name : "") || wellFormedName(sub);
   return { user: { id: sub, name }, protocol: found.protocol };
 }
 

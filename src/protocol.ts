@@ -4,7 +4,8 @@
  * No Cloudflare imports: this file is pure.
  */
 import { z } from "zod";
-import { UserId } from "./ids";
+// With its extension: Node runs this file directly (bench peers, e2e), and its resolver needs one.
+import { UserId } from "./ids.ts";
 
 /** Longest message text, in characters. */
 export const TEXT_MAX = 4000;

@@ -13,7 +13,10 @@
  * So by default the answer names an extension no client offers, and the runtime, which keeps only
  * what both sides support, negotiates none: plain frames. `WS_COMPRESSION = "on"` leaves the header
  * out and lets the runtime negotiate permessage-deflate, for clients on slow links with large frames.
+ *
+ * Also the one forwarder of upgrades from the Worker's routes to the objects (`forwardUpgrade`).
  */
+import { toWellFormed } from "../unicode";
 
 /** Extension list that matches no client offer: the runtime negotiates no extension. */
 export const NO_EXTENSIONS = "x-edge-chat-uncompressed";
@@ -29,4 +32,108 @@ export function upgradeHeaders(protocol: string | null | undefined, compression:
   if (protocol) headers.set("Sec-WebSocket-Protocol", protocol);
   if (!compressionOn(compression)) headers.set("Sec-WebSocket-Extensions", NO_EXTENSIONS);
   return headers;
+}
+
+// ---------------------------------------------------------------- forwarding an upgrade to an object
+
+/**
+ * The headers the Worker sets on an upgrade it forwards to a ChatRoom or an Inbox, after removing
+ * any the client sent under a trusted prefix. Values are URI-encoded ({@link encodeHeaderValue}):
+ * names may be any Unicode, header values may not. Both objects read these names.
+ */
+export const UPGRADE_HEADERS = {
+  userId: "X-Chat-User-Id",
+  userName: "X-Chat-User-Name",
+  /** Set on room upgrades only. */
+  roomId: "X-Chat-Room-Id",
+  /** The subprotocol the object echoes in its 101 (never a `bearer.` entry). */
+  protocol: "X-Chat-Ws-Protocol",
+} as const;
+
+/**
+ * The names the Inbox read before {@link UPGRADE_HEADERS} (id and protocol raw, name URI-encoded).
+ * Transitional: set beside the shared ones until the Inbox reads `UPGRADE_HEADERS` (issue 12, the
+ * objects branch), then deleted with this constant. Client copies are stripped all the same.
+ */
+const LEGACY_INBOX_HEADERS = {
+  userId: "X-Inbox-User-Id",
+  userName: "X-Inbox-User-Name",
+  protocol: "X-Inbox-Protocol",
+} as const;
+
+/** Header-name prefixes only the Worker may set on a forwarded upgrade (lower case, as Headers keys are). */
+const TRUSTED_PREFIXES = ["x-chat-", "x-inbox-"] as const;
+/** Where a client may put its token: none of it goes on to the object. */
+const BEARER_PROTOCOL_PREFIX = "bearer.";
+
+/** Who is connecting, as the Worker authenticated them. */
+export interface UpgradeIdentity {
+  userId: string;
+  userName: string;
+  /** The room, for a room socket. */
+  roomId?: string;
+  /** The subprotocol to echo, if any. */
+  protocol?: string;
+}
+
+/**
+ * `encodeURIComponent` that cannot throw: it throws on a lone surrogate, so the value is made
+ * well-formed first (lone surrogates become U+FFFD). Names are made well-formed where they enter
+ * (`auth.ts`); this keeps a forwarded upgrade from ever answering 500 if one slips through.
+ */
+export function encodeHeaderValue(value: string): string {
+  return encodeURIComponent(toWellFormed(value));
+}
+
+/** The inverse of {@link encodeHeaderValue}; null for an absent, empty or malformed value. */
+export function decodeHeaderValue(value: string | null): string | null {
+  if (value === null || value === "") return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The request a Durable Object receives for a socket upgrade: the client's headers minus every
+ * copy of a trusted header and every trace of the token (`Authorization`, `bearer.` protocol
+ * entries, `?token=`), plus the trusted identity headers. The one rule for both routes.
+ */
+export function upgradeRequest(request: Request, identity: UpgradeIdentity): Request {
+  const headers = new Headers(request.headers);
+  for (const key of [...headers.keys()]) {
+    if (TRUSTED_PREFIXES.some((prefix) => key.startsWith(prefix))) headers.delete(key);
+  }
+  headers.delete("Authorization");
+  const offered = (headers.get("Sec-WebSocket-Protocol") ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0 && !p.startsWith(BEARER_PROTOCOL_PREFIX));
+  if (offered.length > 0) headers.set("Sec-WebSocket-Protocol", offered.join(", "));
+  else headers.delete("Sec-WebSocket-Protocol");
+
+  headers.set(UPGRADE_HEADERS.userId, encodeHeaderValue(identity.userId));
+  headers.set(UPGRADE_HEADERS.userName, encodeHeaderValue(identity.userName));
+  if (identity.roomId !== undefined) headers.set(UPGRADE_HEADERS.roomId, encodeHeaderValue(identity.roomId));
+  if (identity.protocol) headers.set(UPGRADE_HEADERS.protocol, encodeHeaderValue(identity.protocol));
+
+  // Transitional (see LEGACY_INBOX_HEADERS): user ids and the protocol are header-safe ASCII.
+  headers.set(LEGACY_INBOX_HEADERS.userId, identity.userId);
+  headers.set(LEGACY_INBOX_HEADERS.userName, encodeHeaderValue(identity.userName));
+  if (identity.protocol) headers.set(LEGACY_INBOX_HEADERS.protocol, identity.protocol);
+
+  const url = new URL(request.url);
+  url.searchParams.delete("token");
+  return new Request(url.toString(), { method: "GET", headers });
+}
+
+/** Anything that answers a forwarded request: a Durable Object stub. */
+export interface UpgradeTarget {
+  fetch(request: Request): Promise<Response>;
+}
+
+/** Forwards a socket upgrade to its object with {@link upgradeRequest}; used by the room and inbox routes. */
+export function forwardUpgrade(target: UpgradeTarget, request: Request, identity: UpgradeIdentity): Promise<Response> {
+  return target.fetch(upgradeRequest(request, identity));
 }

@@ -2,11 +2,29 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { findUser } from "../db/queries";
 import { ApiError } from "../errors";
-import { UserId } from "../ids";
+import { USER_ID_RE, UserId } from "../ids";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
+import { PAGE_MAX } from "../protocol";
+import { rateLimit } from "../rate-limits";
 
 const BlockSchema = z.object({ userId: z.string(), createdAt: z.number() }).openapi("Block");
+type Block = z.infer<typeof BlockSchema>;
+
+/** Default and largest page of the block list. */
+export const BLOCKS_PAGE = { default: 50, max: PAGE_MAX } as const;
+
+/** Sort key of a block in list order (newest first, then by user id): `<createdAt>.<userId>`. */
+const blockKey = (b: Block) => `${b.createdAt}.${b.userId}`;
+const BLOCK_KEY_RE = /^(\d{1,16})\.(.+)$/;
+
+/** Whether `b` comes after the block whose key is `key` in list order (createdAt DESC, userId ASC). */
+function after(b: Block, key: string): boolean {
+  const [, t, userId] = BLOCK_KEY_RE.exec(key) ?? [];
+  const createdAt = Number(t);
+  return b.createdAt < createdAt || (b.createdAt === createdAt && b.userId > userId);
+}
 
 export const blocks = createRouter()
   .openapi(
@@ -14,16 +32,24 @@ export const blocks = createRouter()
       method: "get",
       path: "/",
       tags: ["blocks"],
-      summary: "Users the caller blocks, most recent first",
+      summary: "Users the caller blocks, most recent first, cursor-paginated",
       security: bearerSecurity,
+      request: { query: z.object(pageQuery(BLOCKS_PAGE.default, BLOCKS_PAGE.max)) },
       responses: {
-        200: { description: "Blocked users", content: { "application/json": { schema: z.object({ blocks: z.array(BlockSchema) }) } } },
-        ...errorResponses(401),
+        200: { description: "A page of blocked users", content: { "application/json": { schema: pageSchema("blocks", BlockSchema) } } },
+        ...errorResponses(400, 401),
       },
     }),
     async (c) => {
       const user = c.get("user");
-      return c.json({ blocks: await inboxStub(c.env, user.id).listBlocks() }, 200);
+      const { limit, cursor } = c.req.valid("query");
+      const key = cursor === undefined ? null : decodeCursor(cursor, (k) => BLOCK_KEY_RE.test(k) && USER_ID_RE.test(k.slice(k.indexOf(".") + 1)));
+      // The inbox answers the whole list (newest first); the page is cut here until its query takes a
+      // limit and a cursor itself (src/objects is another branch's, issue 12).
+      const all = await inboxStub(c.env, user.id).listBlocks();
+      const rows = key === null ? all : all.filter((b) => after(b, key));
+      const { items, nextCursor } = takePage(rows, limit, blockKey);
+      return c.json({ blocks: items, nextCursor }, 200);
     },
   )
   .openapi(
@@ -33,11 +59,12 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Block a user: no DMs either way, and neither sees the other's status",
       security: bearerSecurity,
+      middleware: [rateLimit("blocks")] as const,
       request: { body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true } },
       responses: {
         200: { description: "Already blocked", content: { "application/json": { schema: BlockSchema } } },
         201: { description: "Blocked", content: { "application/json": { schema: BlockSchema } } },
-        ...errorResponses(400, 401, 404),
+        ...errorResponses(400, 401, 404, 429),
       },
     }),
     async (c) => {
@@ -56,10 +83,11 @@ export const blocks = createRouter()
       tags: ["blocks"],
       summary: "Unblock a user (idempotent)",
       security: bearerSecurity,
+      middleware: [rateLimit("blocks")] as const,
       request: { params: z.object({ userId: UserId.meta({ param: { name: "userId", in: "path" } }) }) },
       responses: {
         204: { description: "Not blocked (any more)" },
-        ...errorResponses(400, 401),
+        ...errorResponses(400, 401, 429),
       },
     }),
     async (c) => {

@@ -6,12 +6,13 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, errorBody } from "../errors";
 import { locationFromRequest, recordLocation } from "../suggestions/location";
-import { INBOX_HEADERS } from "../objects/inbox";
 import { inboxStub } from "../objects/stubs";
+import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { CONVERSATION_CURSOR_RE, UserId } from "../ids";
 import { logError } from "../log";
 import { DmMessage, PAGE_MAX } from "../protocol";
+import { rateLimit } from "../rate-limits";
 
 const DmMessageSchema = DmMessage.openapi("DmMessage");
 
@@ -55,14 +56,11 @@ dms.get("/ws", async (c) => {
       ),
     );
   }
-  // Identity headers are set here, overwriting anything the client sent under the same names.
-  const headers = new Headers(c.req.raw.headers);
-  headers.set(INBOX_HEADERS.userId, user.id);
-  headers.set(INBOX_HEADERS.userName, encodeURIComponent(user.name));
-  const protocol = c.get("wsProtocol");
-  if (protocol) headers.set(INBOX_HEADERS.protocol, protocol);
-  else headers.delete(INBOX_HEADERS.protocol);
-  return inboxStub(c.env, user.id).fetch(new Request(c.req.raw.url, { method: "GET", headers }));
+  return forwardUpgrade(inboxStub(c.env, user.id), c.req.raw, {
+    userId: user.id,
+    userName: user.name,
+    protocol: c.get("wsProtocol"),
+  });
 });
 
 dms.openapi(
@@ -107,13 +105,14 @@ dms.openapi(
     tags: ["dms"],
     summary: "Create or return the conversation with a user (idempotent)",
     security: bearerSecurity,
+    middleware: [rateLimit("dmCreate")] as const,
     request: {
       body: { content: { "application/json": { schema: z.object({ userId: UserId }) } }, required: true },
     },
     responses: {
       200: { description: "The existing conversation", content: { "application/json": { schema: ConversationSchema } } },
       201: { description: "Created", content: { "application/json": { schema: ConversationSchema } } },
-      ...errorResponses(400, 401, 403, 404),
+      ...errorResponses(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {

@@ -14,6 +14,7 @@ import type { MediaKind } from "../media/sniff";
 import { canRead, deleteMedia, findMedia, mediaLimits, storeMedia } from "../media/store";
 import type { MediaRow } from "../media/store";
 import { readUpload } from "../media/upload";
+import { rateLimit } from "../rate-limits";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 
 const UploadedMedia = z
@@ -72,11 +73,12 @@ media.openAPIRegistry.registerPath({
   },
   responses: {
     201: { description: "Stored", content: { "application/json": { schema: UploadedMedia } } },
-    ...errorResponses(400, 401, 413, 415),
+    ...errorResponses(400, 401, 413, 415, 429),
   },
 });
 
-media.post("/", async (c) => {
+// Limited before the body is read: a refused upload costs no bytes of reading.
+media.post("/", rateLimit("mediaUpload"), async (c) => {
   const user = c.get("user");
   const { maxBytes, quotaBytes } = mediaLimits(c.env);
   const bytes = await readUpload(c.req.raw, maxBytes);

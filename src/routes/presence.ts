@@ -4,6 +4,7 @@ import { USER_ID_RE } from "../ids";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { Status } from "../protocol";
+import { rateLimit } from "../rate-limits";
 
 /** Most user ids per request. */
 export const PRESENCE_QUERY_MAX = 100;
@@ -19,6 +20,7 @@ export const presence = createRouter().openapi(
     tags: ["presence"],
     summary: `Statuses of up to ${PRESENCE_QUERY_MAX} users (comma-separated ids)`,
     security: bearerSecurity,
+    middleware: [rateLimit("presence")] as const,
     request: {
       query: z.object({
         userIds: z
@@ -36,7 +38,7 @@ export const presence = createRouter().openapi(
     },
     responses: {
       200: { description: "Statuses, in the order asked", content: { "application/json": { schema: z.object({ presence: z.array(PresenceSchema) }) } } },
-      ...errorResponses(400, 401),
+      ...errorResponses(400, 401, 429),
     },
   }),
   async (c) => {

@@ -9,9 +9,10 @@ import { rooms as roomsTable } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { cellOf } from "../suggestions/geo";
-import { ROOM_HEADERS } from "../objects/chat-room";
 import { roomStub } from "../objects/stubs";
+import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage } from "../protocol";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
@@ -84,20 +85,6 @@ const roomColumns = {
   lastMessageAt: roomsTable.lastMessageAt,
 };
 
-function encodeCursor(id: string): string {
-  return btoa(id).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function decodeCursor(cursor: string): string {
-  try {
-    const id = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
-    if (ROOM_ID_RE.test(id)) return id;
-  } catch {
-    // fall through
-  }
-  throw new ApiError({ code: "bad_request", message: "cursor: not a cursor from this API" });
-}
-
 /** The room, or a 404. */
 async function requireRoom(env: Env, roomId: string): Promise<Room> {
   const room = await db(env).select(roomColumns).from(roomsTable).where(eq(roomsTable.id, roomId)).get();
@@ -119,14 +106,13 @@ rooms.openapi(
       query: z.object({
         category: Category.optional(),
         q: z.string().trim().min(1).max(100).optional().openapi({ description: "Case-insensitive substring of the name" }),
-        cursor: z.string().max(200).optional().openapi({ description: "`nextCursor` of the previous page" }),
-        limit: z.coerce.number().int().min(1).max(PAGE_MAX).default(20),
+        ...pageQuery(20, PAGE_MAX),
       }),
     },
     responses: {
       200: {
         description: "A page of rooms",
-        content: { "application/json": { schema: z.object({ rooms: z.array(Room), nextCursor: z.string().nullable() }) } },
+        content: { "application/json": { schema: pageSchema("rooms", Room) } },
       },
       ...errorResponses(400, 401),
     },
@@ -139,16 +125,15 @@ rooms.openapi(
       const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
       where.push(sql`${roomsTable.name} LIKE ${pattern} ESCAPE '\\'`);
     }
-    if (cursor) where.push(gt(roomsTable.id, decodeCursor(cursor)));
+    if (cursor) where.push(gt(roomsTable.id, decodeCursor(cursor, (id) => ROOM_ID_RE.test(id))));
     const rows = await db(c.env)
       .select(roomColumns)
       .from(roomsTable)
       .where(where.length ? and(...where) : undefined)
       .orderBy(asc(roomsTable.id))
       .limit(limit + 1);
-    const page = rows.slice(0, limit);
-    const nextCursor = rows.length > limit ? encodeCursor(page[page.length - 1].id) : null;
-    return c.json({ rooms: page, nextCursor }, 200);
+    const { items, nextCursor } = takePage(rows, limit, (room) => room.id);
+    return c.json({ rooms: items, nextCursor }, 200);
   },
 );
 
@@ -317,14 +302,10 @@ rooms.get("/:roomId/ws", async (c) => {
     return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
   }
   const user = c.get("user");
-  // The room trusts these headers: drop whatever the client sent under the same names, and the token.
-  const headers = new Headers(c.req.raw.headers);
-  for (const key of [...headers.keys()]) if (key.startsWith("x-chat-")) headers.delete(key);
-  headers.delete("Authorization");
-  headers.set(ROOM_HEADERS.userId, encodeURIComponent(user.id));
-  headers.set(ROOM_HEADERS.userName, encodeURIComponent(user.name));
-  headers.set(ROOM_HEADERS.roomId, encodeURIComponent(roomId));
-  const protocol = c.get("wsProtocol");
-  if (protocol) headers.set(ROOM_HEADERS.protocol, encodeURIComponent(protocol));
-  return roomStub(c.env, roomId).fetch(new Request(c.req.url, { method: "GET", headers }));
+  return forwardUpgrade(roomStub(c.env, roomId), c.req.raw, {
+    userId: user.id,
+    userName: user.name,
+    roomId,
+    protocol: c.get("wsProtocol"),
+  });
 });

@@ -1,7 +1,7 @@
 // DMs and presence end to end against a real `wrangler dev`: real sockets, the real local queue,
 // and a local HTTP server standing in for the push webhook.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { after, before, test } from "node:test";
@@ -114,6 +114,19 @@ test("a blocked sender is refused and nothing reaches the recipient", async () =
   b.close();
 });
 
+/**
+ * The receiver's check from docs/dms.md ("Verifying a delivery"), verbatim but for `now`, which the
+ * test moves to replay a capture: the signature over "<t>.<body>" and a 5-minute tolerance on `t`.
+ */
+function verifyPush(secret, header, rawBody, now = Date.now() / 1000) {
+  const parts = Object.fromEntries((header ?? "").split(",").map((kv) => kv.split("=", 2)));
+  const t = Number(parts.t);
+  if (!Number.isInteger(t) || !/^[0-9a-f]{64}$/.test(parts.v1 ?? "")) return false;
+  if (Math.abs(now - t) > 300) return false; // stale: a replay, or a clock far off
+  const expected = createHmac("sha256", secret).update(`${t}.${rawBody}`).digest();
+  return timingSafeEqual(expected, Buffer.from(parts.v1, "hex"));
+}
+
 test("an offline recipient gets a signed push through the queue and the webhook", async () => {
   const alice = uid("alice");
   const bob = uid("bob");
@@ -125,7 +138,12 @@ test("an offline recipient gets a signed push through the queue and the webhook"
   const body = JSON.parse(push.body);
   assert.equal(body.messageId, ack.message.id);
   assert.equal(body.preview, "are you there?");
-  assert.equal(push.signature, `sha256=${createHmac("sha256", SECRET).update(push.body).digest("hex")}`);
+  assert.match(push.signature, /^t=\d+,v1=[0-9a-f]{64}$/);
+  assert.equal(verifyPush(SECRET, push.signature, push.body), true);
+  // A captured delivery replayed an hour later fails the receiver's check, and so does a moved time.
+  assert.equal(verifyPush(SECRET, push.signature, push.body, Date.now() / 1000 + 3600), false);
+  const t = Number(/t=(\d+)/.exec(push.signature)[1]);
+  assert.equal(verifyPush(SECRET, push.signature.replace(`t=${t}`, `t=${t + 3600}`), push.body, t + 3600), false);
   assert.ok(push.delivery);
   a.close();
 });

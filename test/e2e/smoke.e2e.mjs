@@ -28,8 +28,11 @@ test("a token-authenticated request answers as the token's user", async () => {
   assert.equal(anon.body.error.code, "unauthorized");
 });
 
-/** The head of the server's answer to a raw WebSocket upgrade that offers permessage-deflate, as browsers do. */
-function upgradeHead(base, path, tok) {
+/**
+ * The head of the server's answer to a raw WebSocket upgrade that offers permessage-deflate, as browsers do,
+ * and `protocols` (by default the app protocol and the token).
+ */
+function upgradeHead(base, path, tok, protocols = `edge-chat, bearer.${tok}`) {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const s = connectTcp(Number(port), hostname, () =>
@@ -37,7 +40,7 @@ function upgradeHead(base, path, tok) {
         `GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
           `Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
           `Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n` +
-          `Sec-WebSocket-Protocol: edge-chat, bearer.${tok}\r\n\r\n`,
+          `Sec-WebSocket-Protocol: ${protocols}\r\n\r\n`,
       ),
     );
     let head = "";
@@ -73,4 +76,62 @@ test("with WS_COMPRESSION=on the same offer is accepted: permessage-deflate is n
   } finally {
     await on.stop();
   }
+});
+
+/** Opens Node's built-in WebSocket client; resolves with how the handshake ended. */
+function handshake(url, protocols) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, protocols);
+    const timer = setTimeout(() => resolve({ outcome: "timeout" }), 10_000);
+    ws.addEventListener("open", () => {
+      clearTimeout(timer);
+      resolve({ outcome: "open", protocol: ws.protocol });
+      ws.close(1000);
+    });
+    // A refused or failed handshake fires `error` (and, in Node 22, never `close`).
+    ws.addEventListener("error", () => {
+      clearTimeout(timer);
+      resolve({ outcome: "error" });
+    });
+  });
+}
+
+test("a client offering [edge-chat] with ?token= connects, and edge-chat is echoed (room and inbox)", async () => {
+  const tok = await token("query-user");
+  for (const path of ["/api/chat/rooms/general/ws", "/api/chat/ws"]) {
+    const res = await handshake(`${server.wsUrl}${path}?token=${tok}`, ["edge-chat"]);
+    assert.deepEqual(res, { outcome: "open", protocol: "edge-chat" }, path);
+    const head = await upgradeHead(server.url, `${path}?token=${tok}`, tok, "edge-chat");
+    assert.match(head, /^http\/1\.1 101/, head);
+    assert.match(head, /sec-websocket-protocol: edge-chat\r?$/m, head);
+  }
+});
+
+test("a 101 never carries the token; offering only bearer.<token> gets no echo, so the client fails its handshake", async () => {
+  const tok = await token("bearer-only");
+  for (const path of ["/api/chat/rooms/general/ws", "/api/chat/ws"]) {
+    for (const protocols of [`edge-chat, bearer.${tok}`, `bearer.${tok}`]) {
+      const head = await upgradeHead(server.url, path, tok, protocols);
+      assert.match(head, /^http\/1\.1 101/, head);
+      assert.ok(!head.includes(tok.toLowerCase()), `${path} answered with the token:\n${head}`);
+      assert.doesNotMatch(head, /bearer\./, head);
+    }
+    // What a client does then (documented in docs/protocol.md): Node's WebSocket, like browsers, fails a
+    // handshake that offered protocols when the answer selects none.
+    assert.deepEqual(await handshake(`${server.wsUrl}${path}`, [`bearer.${tok}`]), { outcome: "error" }, path);
+  }
+});
+
+test("REST limits run under wrangler dev: a user's look-ups get 429 with Retry-After, another user's do not", async () => {
+  // RL_PRESENCE (wrangler.toml): the window is fixed, so a run across its boundary may need 2 × limit + 1 calls.
+  let refused;
+  for (let i = 0; i < 2 * 120 + 1 && !refused; i++) {
+    const res = await api(server.url, "rl-watcher", "/api/presence?userIds=alice");
+    if (res.status === 429) refused = res;
+    else assert.equal(res.status, 200, JSON.stringify(res.body));
+  }
+  assert.ok(refused, "no 429 from RL_PRESENCE");
+  assert.equal(refused.headers.get("retry-after"), "60");
+  assert.equal(refused.body.error.code, "rate_limited");
+  assert.equal((await api(server.url, "rl-other", "/api/presence?userIds=alice")).status, 200);
 });

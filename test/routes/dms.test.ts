@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
-import { signBody, SIGNATURE_HEADER } from "../../src/push";
+import { SIGNATURE_HEADER, verifySignature } from "../../src/push";
 import { conversationIdFor } from "../../src/objects/conversation";
 import type { ConversationSummary } from "../../src/objects/inbox";
 import { inboxStub } from "../../src/objects/stubs";
@@ -461,7 +461,8 @@ describe("direct messages", () => {
         preview: "wake up, bob",
         unread: 1,
       });
-      expect(push.signature).toBe(`sha256=${await signBody("webhook-key", push.body)}`);
+      expect(push.signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+      expect((await verifySignature("webhook-key", push.signature, push.body)).ok).toBe(true);
       // Bob finds it when he comes back.
       const page = await history(bob, sent.conversationId);
       expect(page.body.messages.map((m) => m.id)).toEqual([sent.id]);

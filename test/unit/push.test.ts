@@ -2,7 +2,15 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/index";
-import { DELIVERY_HEADER, retryDelaySeconds, SIGNATURE_HEADER, signBody } from "../../src/push";
+import {
+  DELIVERY_HEADER,
+  hmacHex,
+  retryDelaySeconds,
+  SIGNATURE_HEADER,
+  SIGNATURE_TOLERANCE_SECONDS,
+  signatureHeader,
+  verifySignature,
+} from "../../src/push";
 import type { PushJob } from "../../src/push";
 
 const job: PushJob = {
@@ -64,9 +72,39 @@ describe("push consumer", () => {
     const body = await req.text();
     expect(JSON.parse(body)).toMatchObject({ ...job, deliveryId: "q-0", attempt: 1 });
     expect(req.headers.get(DELIVERY_HEADER)).toBe("q-0");
-    expect(req.headers.get(SIGNATURE_HEADER)).toBe(`sha256=${await signBody("top-secret", body)}`);
+    const header = req.headers.get(SIGNATURE_HEADER) ?? "";
+    const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+    expect(m, header).not.toBeNull();
+    const t = Number(m?.[1]);
+    // The HMAC covers "<t>.<body>": the time and the exact body.
+    expect(m?.[2]).toBe(await hmacHex("top-secret", `${t}.${body}`));
+    expect(await verifySignature("top-secret", header, body)).toEqual({ ok: true, timestamp: t });
     // A different key gives a different signature: the receiver can tell.
-    expect(req.headers.get(SIGNATURE_HEADER)).not.toBe(`sha256=${await signBody("other", body)}`);
+    expect(await verifySignature("other", header, body)).toEqual({ ok: false, reason: "mismatch" });
+  });
+
+  it("a receiver refuses a changed timestamp, a changed body, a stale delivery and a malformed header", async () => {
+    const body = JSON.stringify(job);
+    const t = 1_800_000_000;
+    const header = await signatureHeader("k", body, t);
+    expect(header).toBe(`t=${t},v1=${await hmacHex("k", `${t}.${body}`)}`);
+    const at = { nowSeconds: t + 10 };
+    expect(await verifySignature("k", header, body, at)).toEqual({ ok: true, timestamp: t });
+    // Moving the time (to pass the freshness check with an old capture) breaks the signature.
+    const moved = header.replace(`t=${t}`, `t=${t + 3600}`);
+    expect(await verifySignature("k", moved, body, { nowSeconds: t + 3600 })).toEqual({ ok: false, reason: "mismatch" });
+    expect(await verifySignature("k", header, body.replace("hello", "HELLO"), at)).toEqual({ ok: false, reason: "mismatch" });
+    // A capture replayed after the tolerance is refused even though it is intact; inside it, accepted.
+    expect(await verifySignature("k", header, body, { nowSeconds: t + SIGNATURE_TOLERANCE_SECONDS + 1 })).toEqual({ ok: false, reason: "stale" });
+    expect(await verifySignature("k", header, body, { nowSeconds: t - SIGNATURE_TOLERANCE_SECONDS - 1 })).toEqual({ ok: false, reason: "stale" });
+    expect((await verifySignature("k", header, body, { nowSeconds: t + SIGNATURE_TOLERANCE_SECONDS })).ok).toBe(true);
+    // The old body-only format, and junk, are malformed.
+    for (const bad of [`sha256=${await hmacHex("k", body)}`, "", null, `t=${t}`, `v1=${"0".repeat(64)}`, `t=x,v1=${"0".repeat(64)}`]) {
+      expect(await verifySignature("k", bad, body, at)).toEqual({ ok: false, reason: "malformed" });
+    }
+    // Several v1 entries (a key rotation on the sender's side): any match passes.
+    const rotated = `t=${t},v1=${"0".repeat(64)},v1=${await hmacHex("k", `${t}.${body}`)}`;
+    expect((await verifySignature("k", rotated, body, at)).ok).toBe(true);
   });
 
   it("retries server errors, throttling and network failures with growing backoff; drops final refusals", async () => {
