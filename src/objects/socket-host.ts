@@ -28,7 +28,7 @@ import { type ClientMessage, CLOSE, parseClientMessage, type ServerMessage, type
 import { sweep } from "./presence";
 import type { BucketConfig } from "./rate-limit";
 import { type BaseSession, getSession, isClosing, setSession } from "./session";
-import { upgradeHeaders } from "./upgrade";
+import { decodeHeaderValue, UPGRADE_HEADERS, upgradeHeaders } from "./upgrade";
 import { UserBuckets } from "./user-buckets";
 
 /** A refusal thrown by a frame handler: answered as an `error` frame with this code and the frame's `id`. */
@@ -78,6 +78,20 @@ export interface SocketHandlers<S extends BaseSession> {
    * now, since the close event may never come. Runs before the attachment is marked.
    */
   onServerClose(ws: WebSocket, session: S): Promise<void> | void;
+}
+
+/**
+ * Who is connecting, from the trusted headers the Worker's one forwarder (`upgrade.ts`) set; null
+ * when the request did not come through it. The name falls back to the id.
+ */
+export function upgradeIdentity(request: Request): { userId: string; name: string; protocol: string | null } | null {
+  const userId = decodeHeaderValue(request.headers.get(UPGRADE_HEADERS.userId));
+  if (!userId) return null;
+  return {
+    userId,
+    name: decodeHeaderValue(request.headers.get(UPGRADE_HEADERS.userName)) ?? userId,
+    protocol: decodeHeaderValue(request.headers.get(UPGRADE_HEADERS.protocol)),
+  };
 }
 
 /** A socket and its session. */

@@ -2,7 +2,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Inbox, InboxSession } from "../../src/objects/inbox";
-import { INBOX_HEADERS, INBOX_SOCKETS_MAX } from "../../src/objects/inbox";
+import { INBOX_SOCKETS_MAX } from "../../src/objects/inbox";
+import { UPGRADE_HEADERS } from "../../src/objects/upgrade";
 import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
 import { CLOSE, PING_FRAME } from "../../src/protocol";
@@ -204,7 +205,7 @@ describe("Inbox object", () => {
       const res = await runInDurableObject(inboxStub(env, alice), async (instance: Inbox, state) => {
         // Storage that fails under the object: the upgrade cannot record anything.
         state.storage.sql.exec("DROP TABLE meta");
-        return instance.fetch(new Request(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", [INBOX_HEADERS.userId]: alice } }));
+        return instance.fetch(new Request(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", [UPGRADE_HEADERS.userId]: alice } }));
       });
       expect(res.status).toBe(500);
       expect(await res.json()).toMatchObject({ error: { code: "internal" } });

@@ -28,23 +28,11 @@ import { Fanout } from "../fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "../presence";
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
-import { hostConfig, type HostedSocket, SocketHost } from "../socket-host";
+import { hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
 import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
 import { ROOM_MIGRATIONS } from "./schema";
 import { RoomStats, STATS_RETRY_MS } from "./stats";
-
-/**
- * Headers the Worker route sets on the request it forwards to the room, overwriting any the client
- * sent. Values are URI-encoded (names may be any Unicode; header values may not).
- */
-export const ROOM_HEADERS = {
-  userId: "X-Chat-User-Id",
-  userName: "X-Chat-User-Name",
-  /** Not read by the room, which knows its own name (`name.ts`); kept for the forwarder. */
-  roomId: "X-Chat-Room-Id",
-  protocol: "X-Chat-Ws-Protocol",
-} as const;
 
 /** Messages in `room_state` on a join without `since`. */
 export const ROOM_STATE_RECENT = 50;
@@ -163,7 +151,7 @@ export class ChatRoom extends DurableObject<Env> {
     };
   }
 
-  /** The WebSocket upgrade, forwarded by the Worker with the trusted `ROOM_HEADERS`. */
+  /** The WebSocket upgrade, forwarded by the Worker with the trusted `UPGRADE_HEADERS` (upgrade.ts). */
   override async fetch(request: Request): Promise<Response> {
     try {
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -172,16 +160,14 @@ export class ChatRoom extends DurableObject<Env> {
           { status: 426, headers: { Upgrade: "websocket" } },
         );
       }
-      const userId = decodeHeader(request.headers.get(ROOM_HEADERS.userId));
-      const name = decodeHeader(request.headers.get(ROOM_HEADERS.userName)) ?? userId;
-      const protocol = decodeHeader(request.headers.get(ROOM_HEADERS.protocol));
-      if (!userId || !name) {
+      const who = upgradeIdentity(request);
+      if (!who) {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
       this.ensureSchema();
       let mine = 0;
-      for (const c of this.conns.values()) if (c.session.userId === userId) mine++;
-      const { response, hosted } = this.host.accept(userId, name, mine, protocol, (base) => ({ ...base, joined: false }));
+      for (const c of this.conns.values()) if (c.session.userId === who.userId) mine++;
+      const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false }));
       if (hosted) {
         this.conns.set(hosted.session.connId, hosted);
         this.scheduleAlarm(hosted.session.connectedAt + this.host.cfg.presenceTimeoutMs + 1);
@@ -483,14 +469,5 @@ export class ChatRoom extends DurableObject<Env> {
     if (this.alarmAt !== null && this.alarmAt <= at) return;
     this.alarmAt = at;
     void this.ctx.storage.setAlarm(at).catch((err) => this.host.log("setAlarm failed", err));
-  }
-}
-
-function decodeHeader(value: string | null): string | null {
-  if (value === null || value === "") return null;
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return null;
   }
 }

@@ -15,14 +15,6 @@ import type { InboxPush } from "./push";
 import type { InboxStatus } from "./status";
 import type { InboxStore } from "./store";
 
-/** Trusted headers the Worker sets on the upgrade it forwards here (client values are overwritten). */
-export const INBOX_HEADERS = {
-  userId: "X-Inbox-User-Id",
-  /** URI-encoded: display names may hold characters a header cannot. */
-  userName: "X-Inbox-User-Name",
-  protocol: "X-Inbox-Protocol",
-} as const;
-
 /** A socket's attachment: the common session, and the hold of a resuming socket. */
 export interface InboxSession extends BaseSession {
   /**

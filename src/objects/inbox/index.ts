@@ -18,13 +18,12 @@ import { assertNever, CLOSE, PING_FRAME, PONG_FRAME } from "../../protocol";
 import { objectName } from "../name";
 import { migrate } from "../schema";
 import { getSession, isClosing } from "../session";
-import { FrameError, hostConfig, type HostedSocket, SocketHost } from "../socket-host";
+import { FrameError, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
 import { chosenOnConnect, type StatusView } from "../status";
 import { InboxBlocks } from "./blocks";
 import {
   type ConversationSummary,
   type IncomingDm,
-  INBOX_HEADERS,
   INBOX_SOCKETS_MAX,
   type InboxContext,
   type InboxSession,
@@ -42,7 +41,6 @@ import { InboxStore } from "./store";
 export {
   type ConversationSummary,
   type IncomingDm,
-  INBOX_HEADERS,
   INBOX_SOCKETS_MAX,
   type InboxSession,
   type OpenResult,
@@ -206,17 +204,11 @@ export class Inbox extends DurableObject<Env> {
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Expected a WebSocket upgrade.", { status: 426 });
       }
-      const userId = request.headers.get(INBOX_HEADERS.userId);
-      if (!userId) return new Response("Missing user.", { status: 400 });
-      let name = userId;
-      try {
-        name = decodeURIComponent(request.headers.get(INBOX_HEADERS.userName) ?? userId);
-      } catch {
-        // A malformed encoding falls back to the id rather than refusing the connection.
-      }
+      const who = upgradeIdentity(request);
+      if (!who) return new Response("Missing user.", { status: 400 });
       const open = this.openSockets().length;
       const resume = new URL(request.url).searchParams.get(SYNC_PARAM) === "1";
-      const { response, hosted } = this.host.accept(userId, name, open, request.headers.get(INBOX_HEADERS.protocol), (base) =>
+      const { response, hosted } = this.host.accept(who.userId, who.name, open, who.protocol, (base) =>
         // Everything stored above this rowid arrived after the open.
         resume ? { ...base, holdFrom: this.c.store.lastRowid() } : base,
       );
