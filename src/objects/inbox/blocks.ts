@@ -5,6 +5,12 @@ import { HIDDEN } from "../status";
 import { inboxStub } from "../stubs";
 import type { InboxContext } from "./context";
 
+/** A position in the block list (its order: createdAt DESC, userId ASC). */
+export interface BlockPosition {
+  createdAt: number;
+  userId: string;
+}
+
 /** The user's block list. */
 export class InboxBlocks {
   constructor(private readonly c: InboxContext) {}
@@ -14,12 +20,18 @@ export class InboxBlocks {
     return this.isBlocking(userId);
   }
 
-  /** The user's block list, newest first. */
-  async listBlocks(): Promise<{ userId: string; createdAt: number }[]> {
-    return this.c.sql
-      .exec<{ user_id: string; created_at: number }>("SELECT * FROM blocks ORDER BY created_at DESC, user_id ASC")
-      .toArray()
-      .map((r) => ({ userId: r.user_id, createdAt: r.created_at }));
+  /** Up to `limit` entries of the user's block list after `after`, newest first (then by user id). */
+  async listBlocks(limit: number, after?: BlockPosition): Promise<{ userId: string; createdAt: number }[]> {
+    const rows = after
+      ? this.c.sql.exec<{ user_id: string; created_at: number }>(
+          "SELECT * FROM blocks WHERE created_at < ? OR (created_at = ? AND user_id > ?) ORDER BY created_at DESC, user_id ASC LIMIT ?",
+          after.createdAt,
+          after.createdAt,
+          after.userId,
+          limit,
+        )
+      : this.c.sql.exec<{ user_id: string; created_at: number }>("SELECT * FROM blocks ORDER BY created_at DESC, user_id ASC LIMIT ?", limit);
+    return rows.toArray().map((r) => ({ userId: r.user_id, createdAt: r.created_at }));
   }
 
   /** Blocks `userId`: hides each one's status from the other at once. `created` is false if already blocked. */

@@ -20,7 +20,7 @@ import { migrate } from "../schema";
 import { getSession, isClosing } from "../session";
 import { FrameError, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
 import { chosenOnConnect, type StatusView } from "../status";
-import { InboxBlocks } from "./blocks";
+import { type BlockPosition, InboxBlocks } from "./blocks";
 import {
   type ConversationSummary,
   type IncomingDm,
@@ -166,9 +166,9 @@ export class Inbox extends DurableObject<Env> {
     return this.c.dms.history(conversationId, before, limit);
   }
 
-  /** The user's block list, newest first. */
-  async listBlocks(): Promise<{ userId: string; createdAt: number }[]> {
-    return this.c.blocks.listBlocks();
+  /** Up to `limit` entries of the user's block list after `after`, newest first. */
+  async listBlocks(limit: number, after?: BlockPosition): Promise<{ userId: string; createdAt: number }[]> {
+    return this.c.blocks.listBlocks(limit, after);
   }
 
   /** Blocks `userId`. */
