@@ -11,7 +11,7 @@
  *   → the user's rate-limit token (`user-buckets.ts`; `RATE_ABUSE_LIMIT` refusals in a row: the error,
  *   then a 1008 close) → dispatch to the object's handler → the one error frame (a `FrameError` from
  *   a handler becomes its code; anything else is logged and answered `internal`).
- * - **The heartbeat sweep** (one rule, `presence.ts` `sweep`: silent for longer than
+ * - **The heartbeat sweep** (one rule, `heartbeat.ts` `sweep`: silent for longer than
  *   PRESENCE_TIMEOUT_MS, frames and auto-answered pings both count) and the re-sweep of sockets the
  *   server closed whose close never completed.
  * - **A quiet close** that never throws and never sends a reserved code (1005, 1006, 1015), and a
@@ -25,7 +25,7 @@ import { numVar } from "../env";
 import { ApiError, errorResponse } from "../errors";
 import { logError } from "../log";
 import { type ClientMessage, CLOSE, parseClientMessage, type ServerMessage, type WsErrorCode } from "../protocol";
-import { sweep } from "./presence";
+import { sweep } from "./heartbeat";
 import type { BucketConfig } from "./rate-limit";
 import { type BaseSession, getSession, isClosing, setSession } from "./session";
 import { decodeHeaderValue, UPGRADE_HEADERS, upgradeHeaders } from "./upgrade";

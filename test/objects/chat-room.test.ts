@@ -2,7 +2,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type ChatRoom, REPLAY_MAX, SOCKETS_PER_USER_MAX, STATS_DEBOUNCE_MS } from "../../src/objects/chat-room";
-import type { RoomSession } from "../../src/objects/presence";
+import type { RoomSession } from "../../src/objects/chat-room/presence";
 import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
 import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "../helpers/rooms";

@@ -9,7 +9,7 @@ import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SEL
 import { describe, expect, it, vi } from "vitest";
 import { type ChatRoom, SOCKETS_PER_USER_MAX } from "../../src/objects/chat-room";
 import type { Inbox, InboxSession } from "../../src/objects/inbox";
-import type { RoomSession } from "../../src/objects/presence";
+import type { RoomSession } from "../../src/objects/chat-room/presence";
 import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";

@@ -25,7 +25,7 @@ import {
   type RoomMessage,
 } from "../../protocol";
 import { Fanout } from "../fanout";
-import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "../presence";
+import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
 import { hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
