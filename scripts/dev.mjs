@@ -17,7 +17,7 @@ try {
 }
 console.log("Applying D1 migrations and seed rooms to the local database…");
 prepareLocalDb();
-console.log(`Starting wrangler dev on http://${parsed.ip}:${parsed.port} (token: npm run token -- alice "Alice")`);
+console.log(`Starting wrangler dev on ${parsed.url} (token: npm run token -- alice "Alice")`);
 const child = spawn(path.join(ROOT, "node_modules", ".bin", "wrangler"), parsed.args, { cwd: ROOT, stdio: "inherit" });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code) => process.exit(code ?? 0));

@@ -8,11 +8,12 @@ import type { AppEnv } from "./env";
 import { ApiError, errorBody } from "./errors";
 import { logError } from "./log";
 import { createRouter } from "./openapi";
+import { dev } from "./routes/dev";
 import { health } from "./routes/health";
 import { registerRoutes } from "./routes";
 
-/** Paths under /api that need no token. */
-const PUBLIC_API_PATHS = new Set(["/api/openapi.json", "/api/docs"]);
+/** Paths under /api that need no token. The development token route refuses by itself outside development. */
+const PUBLIC_API_PATHS = new Set(["/api/openapi.json", "/api/docs", "/api/dev/token"]);
 
 export function createApp() {
   const app = createRouter();
@@ -46,6 +47,7 @@ export function createApp() {
   });
 
   app.route("/health", health);
+  app.route("/api/dev", dev);
   registerRoutes(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {

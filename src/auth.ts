@@ -22,6 +22,14 @@ export function isLoopback(url: string): boolean {
   return LOOPBACK_HOSTS.has(host) || host.endsWith(".localhost");
 }
 
+/**
+ * True when tokens are verified with the development secret: no JWKS issuer and no JWT_SECRET of
+ * its own (or one equal to the development secret). Such a Worker trusts tokens anyone can mint.
+ */
+export function usesDevelopmentSecret(env: Env): boolean {
+  return !env.JWT_JWKS_URL && (env.JWT_SECRET || DEV_JWT_SECRET) === DEV_JWT_SECRET;
+}
+
 type Verifier = (token: string) => Promise<JWTPayload>;
 
 // One JWKS cache per isolate and URL: jose refetches on unknown `kid` and respects its cooldown.
@@ -46,7 +54,7 @@ function verifierFor(env: Env, requestUrl: string): Verifier {
       ).payload;
   }
   const secret = env.JWT_SECRET || DEV_JWT_SECRET;
-  if (secret === DEV_JWT_SECRET && !isLoopback(requestUrl)) {
+  if (usesDevelopmentSecret(env) && !isLoopback(requestUrl)) {
     throw new ApiError({
       code: "misconfigured",
       message:

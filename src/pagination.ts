@@ -45,6 +45,15 @@ export function decodeCursor(cursor: string, valid: (key: string) => boolean): s
 }
 
 /**
+ * The sort key to continue after: null when the query has no `cursor`, else {@link decodeCursor}'s
+ * answer. An empty `cursor=` is a 400 like any other bad one, not the first page: a client that sends
+ * `nextCursor ?? ""` after the last page must not be handed the first page again, forever.
+ */
+export function cursorKey(cursor: string | undefined, valid: (key: string) => boolean): string | null {
+  return cursor === undefined ? null : decodeCursor(cursor, valid);
+}
+
+/**
  * A page from `rows`, which the caller read with `limit + 1` (or all rows after the cursor, in order):
  * the first `limit` rows and the cursor of the last one, or null when no row was left over.
  */

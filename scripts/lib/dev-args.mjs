@@ -9,7 +9,7 @@ const OWNED = new Set(["ip", "port"]);
  * argv names `--ip`/`--port` (as `--port 9000` or `--port=9000`), then the rest of argv unchanged.
  * wrangler refuses a repeated option with a help dump, so defaults and user values never both pass.
  * Throws on an owned option without a value, which wrangler would answer with the same dump.
- * Returns { ip, port, args }.
+ * Returns { ip, port, url, args }: `url` is the address to print, with an IPv6 literal in brackets.
  */
 export function devArgs(argv, env = {}) {
   const chosen = { ip: "127.0.0.1", port: env.PORT || "8787" };
@@ -34,5 +34,6 @@ export function devArgs(argv, env = {}) {
     if (value === undefined || value === "" || value.startsWith("-")) throw new Error(`--${m[1]} needs a value`);
     chosen[m[1]] = value;
   }
-  return { ...chosen, args: ["dev", "--ip", chosen.ip, "--port", chosen.port, ...rest] };
+  const host = chosen.ip.includes(":") ? `[${chosen.ip}]` : chosen.ip;
+  return { ...chosen, url: `http://${host}:${chosen.port}`, args: ["dev", "--ip", chosen.ip, "--port", chosen.port, ...rest] };
 }

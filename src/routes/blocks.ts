@@ -5,7 +5,7 @@ import { ApiError } from "../errors";
 import { USER_ID_RE, UserId } from "../ids";
 import { inboxStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
-import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
+import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX } from "../protocol";
 import { rateLimit } from "../rate-limits";
 
@@ -42,7 +42,7 @@ export const blocks = createRouter()
     async (c) => {
       const user = c.get("user");
       const { limit, cursor } = c.req.valid("query");
-      const key = cursor === undefined ? null : decodeCursor(cursor, (k) => BLOCK_KEY_RE.test(k) && USER_ID_RE.test(k.slice(k.indexOf(".") + 1)));
+      const key = cursorKey(cursor, (k) => BLOCK_KEY_RE.test(k) && USER_ID_RE.test(k.slice(k.indexOf(".") + 1)));
       // The inbox reads the page itself (one row more, to know whether another page exists).
       const rows = await inboxStub(c.env, user.id).listBlocks(limit + 1, key === null ? undefined : positionOf(key));
       const { items, nextCursor } = takePage(rows, limit, blockKey);

@@ -9,10 +9,11 @@ import { rooms as roomsTable } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { cellOf } from "../suggestions/geo";
+import { isWellFormed } from "../unicode";
 import { roomStub } from "../objects/stubs";
 import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
-import { decodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
+import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage } from "../protocol";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
@@ -60,11 +61,27 @@ const Room = z
   .openapi("Room");
 type Room = z.infer<typeof Room>;
 
+/**
+ * Refuses half of a surrogate pair (a JSON `"\ud800"`, or a client that cut a string inside an emoji):
+ * D1 stores it as U+FFFD bytes, so the room would read back other than the 201 answered.
+ */
+const wellFormed = (field: string) => [isWellFormed, `${field} has a lone surrogate (half of an emoji or other character)`] as const;
+
 const CreateRoom = z
   .object({
-    name: z.string().trim().min(1, "name is required").max(64, "name is longer than 64 characters"),
+    name: z
+      .string()
+      .trim()
+      .min(1, "name is required")
+      .max(64, "name is longer than 64 characters")
+      .refine(...wellFormed("name")),
     category: Category,
-    description: z.string().trim().max(500, "description is longer than 500 characters").default(""),
+    description: z
+      .string()
+      .trim()
+      .max(500, "description is longer than 500 characters")
+      .refine(...wellFormed("description"))
+      .default(""),
     lat: z.number().min(-90).max(90).optional(),
     lon: z.number().min(-180).max(180).optional(),
   })
@@ -125,7 +142,8 @@ rooms.openapi(
       const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
       where.push(sql`${roomsTable.name} LIKE ${pattern} ESCAPE '\\'`);
     }
-    if (cursor) where.push(gt(roomsTable.id, decodeCursor(cursor, (id) => ROOM_ID_RE.test(id))));
+    const after = cursorKey(cursor, (id) => ROOM_ID_RE.test(id));
+    if (after !== null) where.push(gt(roomsTable.id, after));
     const rows = await db(c.env)
       .select(roomColumns)
       .from(roomsTable)

@@ -18,6 +18,10 @@ test("devArgs: defaults, PORT, and the user's --port/--ip in both forms, each pa
   assert.deepEqual(devArgs(["--inspector-port", "9230", "--ip", "::1"], {}).args, [
     "dev", "--ip", "::1", "--port", "8787", "--inspector-port", "9230",
   ]);
+  // The address printed for the user is a URL they can open: an IPv6 literal goes in brackets.
+  assert.equal(devArgs([], {}).url, "http://127.0.0.1:8787");
+  assert.equal(devArgs(["--ip", "::1", "--port=9000"], {}).url, "http://[::1]:9000");
+  assert.equal(devArgs(["--ip=0.0.0.0"], {}).url, "http://0.0.0.0:8787");
   assert.throws(() => devArgs(["--port"], {}), /--port needs a value/);
   assert.throws(() => devArgs(["--port", "--ip", "x"], {}), /--port needs a value/);
 });

@@ -1,10 +1,10 @@
 // DMs and presence end to end against a real `wrangler dev`: real sockets, the real local queue,
 // and a local HTTP server standing in for the push webhook.
 import assert from "node:assert/strict";
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { connect as tcpConnect } from "node:net";
 import { after, before, test } from "node:test";
+import { importDocSnippet } from "./doc-snippet.mjs";
 import { api, connect, startServer, token } from "./lib.mjs";
 
 const SERVER_PORT = 8825;
@@ -114,18 +114,8 @@ test("a blocked sender is refused and nothing reaches the recipient", async () =
   b.close();
 });
 
-/**
- * The receiver's check from docs/dms.md ("Verifying a delivery"), verbatim but for `now`, which the
- * test moves to replay a capture: the signature over "<t>.<body>" and a 5-minute tolerance on `t`.
- */
-function verifyPush(secret, header, rawBody, now = Date.now() / 1000) {
-  const parts = Object.fromEntries((header ?? "").split(",").map((kv) => kv.split("=", 2)));
-  const t = Number(parts.t);
-  if (!Number.isInteger(t) || !/^[0-9a-f]{64}$/.test(parts.v1 ?? "")) return false;
-  if (Math.abs(now - t) > 300) return false; // stale: a replay, or a clock far off
-  const expected = createHmac("sha256", secret).update(`${t}.${rawBody}`).digest();
-  return timingSafeEqual(expected, Buffer.from(parts.v1, "hex"));
-}
+/** The receiver's check, as docs/dms.md ("Verifying a delivery") prints it: loaded from the docs, not copied. */
+const { verifyPush } = await importDocSnippet("dms.md", "### Verifying a delivery", ["verifyPush"]);
 
 test("an offline recipient gets a signed push through the queue and the webhook", async () => {
   const alice = uid("alice");

@@ -6,15 +6,29 @@ import { SignJWT } from "jose";
 import { DEV_JWT_SECRET } from "../../src/dev-secret.ts";
 import { prepareLocalDb, startDev } from "../../scripts/lib/wrangler.mjs";
 
-/** Starts a fresh, migrated and seeded `wrangler dev` on `port`; returns { url, wsUrl, stop }. */
+/**
+ * Starts a fresh, migrated and seeded `wrangler dev` on `port`; returns { url, wsUrl, output, kill,
+ * restart, stop }. `kill()` ends the service (SIGKILL to its process group, like a crash) and keeps its
+ * persisted state; `restart()` starts it again on the same port with that state; `stop()` ends it and
+ * removes the state.
+ */
 export async function startServer(port, { vars } = {}) {
   const persistTo = mkdtempSync(path.join(tmpdir(), "edge-chat-e2e-"));
   prepareLocalDb({ persistTo, quiet: true });
-  const dev = await startDev({ port, persistTo, vars });
+  let dev = await startDev({ port, persistTo, vars });
   return {
     url: dev.url,
     wsUrl: dev.url.replace(/^http/, "ws"),
-    output: dev.output,
+    output: () => dev.output(),
+    async kill() {
+      try {
+        process.kill(-dev.pid, "SIGKILL");
+      } catch {}
+      await dev.stop();
+    },
+    async restart() {
+      dev = await startDev({ port, persistTo, vars });
+    },
     async stop() {
       await dev.stop();
       rmSync(persistTo, { recursive: true, force: true });

@@ -107,6 +107,7 @@ describe("blocks", () => {
       ["?limit=101", "limit"],
       ["?limit=x", "limit"],
       ["?cursor=%%%", "cursor"],
+      ["?cursor=", "cursor"],
       ["?cursor=bm90IGEga2V5", "cursor"], // base64url of "not a key"
       [`?cursor=${"A".repeat(401)}`, "cursor"],
     ] as const) {

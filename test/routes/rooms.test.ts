@@ -77,6 +77,9 @@ describe("POST /api/chat/rooms", () => {
     [{ name: "Ok", category: "general", lat: 10 }, /lat and lon/],
     [{ name: "Ok", category: "general", lat: 91, lon: 0 }, /lat/],
     [{ name: "Ok", category: "general", lat: 0, lon: 181 }, /lon/],
+    // Half of a surrogate pair (JSON's "\ud800"): D1 would store it as 3 U+FFFD, not what the 201 echoed.
+    [{ name: "ab\uD800cd", category: "general" }, /name.*surrogate/],
+    [{ name: "Ok", category: "general", description: "cut \uD83D" }, /description.*surrogate/],
   ])("refuses %j with a 400 naming the field", async (body, message) => {
     const before = await env.DB.prepare("SELECT count(*) AS n FROM rooms").first<{ n: number }>();
     const res = await create("erin", body);
@@ -86,6 +89,14 @@ describe("POST /api/chat/rooms", () => {
     expect(err.error.message).toMatch(message);
     const after = await env.DB.prepare("SELECT count(*) AS n FROM rooms").first<{ n: number }>();
     expect(after?.n).toBe(before?.n);
+  });
+
+  it("stores a name with emoji exactly as the 201 answered it", async () => {
+    const res = await create("emoji-fan", { name: "Ping 🏓 pong", category: "general", description: "😀 first" });
+    expect(res.status).toBe(201);
+    const created = (await res.json()) as RoomBody;
+    const read = (await (await api("bob", `/api/chat/rooms/${created.id}`)).json()) as RoomBody;
+    expect({ name: read.name, description: read.description }).toEqual({ name: "Ping 🏓 pong", description: "😀 first" });
   });
 
   it("refuses malformed JSON", async () => {
@@ -162,6 +173,9 @@ describe("GET /api/chat/rooms", () => {
     ["?category=cooking", /category/],
     ["?cursor=%%%", /cursor/],
     ["?cursor=bm90IGEgc2x1Zw", /cursor/],
+    // Empty is not "from the start" (as on the block and DM lists): a client that sends `nextCursor ?? ""`
+    // after the last page would loop over the first page forever.
+    ["?cursor=", /cursor/],
   ])("refuses %s with a 400", async (query, message) => {
     const res = await api("reader", `/api/chat/rooms${query}`);
     expect(res.status).toBe(400);
