@@ -306,6 +306,24 @@ describe("direct messages", () => {
     for (const s of [a, b, c]) s.close();
   });
 
+  it("a ?sync=1 socket holding no conversation goes live with sync { since: {} }, getting what arrived meanwhile first", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const b = await connectWs(bob, "/api/chat/ws?sync=1");
+    const a = await inbox(alice);
+    const held = ackedMessage(await sendDm(a, bob, "while held"));
+    await roundTrip(b);
+    expect(b.frames.some((m) => m.type === "dm")).toBe(false);
+    b.send({ type: "sync", id: "s", since: {} });
+    await b.waitFor((m) => m.type === "ack" && m.id === "s");
+    const live = ackedMessage(await sendDm(a, bob, "live"));
+    await b.waitFor((m) => m.type === "dm" && m.message.id === live.id);
+    expect(b.frames.flatMap((m) => (m.type === "dm" ? [m.message.id] : []))).toEqual([held.id, live.id]);
+    a.close();
+    b.close();
+  });
+
   it("a ?sync=1 socket whose sync is cut short stays held until a sync is answered in full", async () => {
     const bob = uid("bob");
     const alice = uid("alice");
