@@ -30,7 +30,7 @@ import {
   unitVector,
 } from "../src/suggestions/geo.ts";
 import { ROOT, prepareLocalDb, startDev, wranglerSync } from "../scripts/lib/wrangler.mjs";
-import { destination, rng } from "../test/unit/geo-fixtures.ts";
+import { destination, rng } from "../test/helpers/geo-fixtures.ts";
 
 // wrangler's shebang runs `node` from PATH: make it this Node (22, from node_modules), not the system's.
 process.env.PATH = `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ""}`;

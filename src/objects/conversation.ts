@@ -10,8 +10,8 @@ const ID_HEX_CHARS = 32;
 /** Longest notification preview, in characters. */
 export const PREVIEW_MAX = 120;
 
-/** Shape check for a conversation id (a cheap guard before any storage lookup). */
-export const CONVERSATION_ID_RE = /^dm_[0-9a-f]{32}$/;
+/** Shape check for a conversation id: the one pattern, in `src/ids.ts`. */
+export { CONVERSATION_ID_RE } from "../ids";
 
 /**
  * The conversation id of two users: `dm_` + hex sha-256 over the sorted pair, truncated.

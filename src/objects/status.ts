@@ -42,22 +42,3 @@ export function chosenOnConnect(chosen: ChosenStatus): ChosenStatus {
 export function sameView(a: StatusView | null, b: StatusView): boolean {
   return a !== null && a.status === b.status && a.lastSeen === b.lastSeen;
 }
-
-/**
- * The sockets to close in a sweep: those whose last sign of life (a frame, or a ping answered by the
- * runtime's auto-response) is at least `timeoutMs` old. Also returns when the next sweep is due.
- */
-export function sweepPlan(
-  sockets: readonly { key: number; lastActive: number }[],
-  now: number,
-  timeoutMs: number,
-): { stale: number[]; nextAt: number | null } {
-  const stale: number[] = [];
-  let nextAt: number | null = null;
-  for (const s of sockets) {
-    const due = s.lastActive + timeoutMs;
-    if (due <= now) stale.push(s.key);
-    else nextAt = nextAt === null ? due : Math.min(nextAt, due);
-  }
-  return { stale, nextAt };
-}

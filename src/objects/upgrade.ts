@@ -51,17 +51,9 @@ export const UPGRADE_HEADERS = {
 } as const;
 
 /**
- * The names the Inbox read before {@link UPGRADE_HEADERS} (id and protocol raw, name URI-encoded).
- * Transitional: set beside the shared ones until the Inbox reads `UPGRADE_HEADERS` (issue 12, the
- * objects branch), then deleted with this constant. Client copies are stripped all the same.
+ * Header-name prefixes only the Worker may set on a forwarded upgrade (lower case, as Headers keys
+ * are). `x-inbox-` was the Inbox's own prefix before it read `UPGRADE_HEADERS`: still stripped.
  */
-const LEGACY_INBOX_HEADERS = {
-  userId: "X-Inbox-User-Id",
-  userName: "X-Inbox-User-Name",
-  protocol: "X-Inbox-Protocol",
-} as const;
-
-/** Header-name prefixes only the Worker may set on a forwarded upgrade (lower case, as Headers keys are). */
 const TRUSTED_PREFIXES = ["x-chat-", "x-inbox-"] as const;
 /** Where a client may put its token: none of it goes on to the object. */
 const BEARER_PROTOCOL_PREFIX = "bearer.";
@@ -117,11 +109,6 @@ export function upgradeRequest(request: Request, identity: UpgradeIdentity): Req
   headers.set(UPGRADE_HEADERS.userName, encodeHeaderValue(identity.userName));
   if (identity.roomId !== undefined) headers.set(UPGRADE_HEADERS.roomId, encodeHeaderValue(identity.roomId));
   if (identity.protocol) headers.set(UPGRADE_HEADERS.protocol, encodeHeaderValue(identity.protocol));
-
-  // Transitional (see LEGACY_INBOX_HEADERS): user ids and the protocol are header-safe ASCII.
-  headers.set(LEGACY_INBOX_HEADERS.userId, identity.userId);
-  headers.set(LEGACY_INBOX_HEADERS.userName, encodeHeaderValue(identity.userName));
-  if (identity.protocol) headers.set(LEGACY_INBOX_HEADERS.protocol, identity.protocol);
 
   const url = new URL(request.url);
   url.searchParams.delete("token");

@@ -19,11 +19,10 @@ export const BLOCKS_PAGE = { default: 50, max: PAGE_MAX } as const;
 const blockKey = (b: Block) => `${b.createdAt}.${b.userId}`;
 const BLOCK_KEY_RE = /^(\d{1,16})\.(.+)$/;
 
-/** Whether `b` comes after the block whose key is `key` in list order (createdAt DESC, userId ASC). */
-function after(b: Block, key: string): boolean {
+/** The list position a block key names. */
+function positionOf(key: string): { createdAt: number; userId: string } {
   const [, t, userId] = BLOCK_KEY_RE.exec(key) ?? [];
-  const createdAt = Number(t);
-  return b.createdAt < createdAt || (b.createdAt === createdAt && b.userId > userId);
+  return { createdAt: Number(t), userId };
 }
 
 export const blocks = createRouter()
@@ -44,10 +43,8 @@ export const blocks = createRouter()
       const user = c.get("user");
       const { limit, cursor } = c.req.valid("query");
       const key = cursorKey(cursor, (k) => BLOCK_KEY_RE.test(k) && USER_ID_RE.test(k.slice(k.indexOf(".") + 1)));
-      // The inbox answers the whole list (newest first); the page is cut here until its query takes a
-      // limit and a cursor itself (src/objects is another branch's, issue 12).
-      const all = await inboxStub(c.env, user.id).listBlocks(user.id);
-      const rows = key === null ? all : all.filter((b) => after(b, key));
+      // The inbox reads the page itself (one row more, to know whether another page exists).
+      const rows = await inboxStub(c.env, user.id).listBlocks(limit + 1, key === null ? undefined : positionOf(key));
       const { items, nextCursor } = takePage(rows, limit, blockKey);
       return c.json({ blocks: items, nextCursor }, 200);
     },
@@ -72,7 +69,7 @@ export const blocks = createRouter()
       const { userId } = c.req.valid("json");
       if (userId === user.id) throw new ApiError({ code: "bad_request", message: "userId: you cannot block yourself" });
       if (!(await findUser(c.env, userId))) throw new ApiError({ code: "not_found", message: `user ${userId} not found` });
-      const { created, ...entry } = await inboxStub(c.env, user.id).block(user.id, userId);
+      const { created, ...entry } = await inboxStub(c.env, user.id).block(userId);
       return created ? c.json(entry, 201) : c.json(entry, 200);
     },
   )
@@ -93,7 +90,7 @@ export const blocks = createRouter()
     async (c) => {
       const user = c.get("user");
       const { userId } = c.req.valid("param");
-      await inboxStub(c.env, user.id).unblock(user.id, userId);
+      await inboxStub(c.env, user.id).unblock(userId);
       return c.body(null, 204);
     },
   );

@@ -94,7 +94,7 @@ dms.openapi(
   async (c) => {
     const user = c.get("user");
     const { limit, cursor } = c.req.valid("query");
-    return c.json(await inboxStub(c.env, user.id).listConversations(user.id, limit, cursor), 200);
+    return c.json(await inboxStub(c.env, user.id).listConversations(limit, cursor), 200);
   },
 );
 
@@ -118,7 +118,7 @@ dms.openapi(
   async (c) => {
     const user = c.get("user");
     const { userId } = c.req.valid("json");
-    const res = await inboxStub(c.env, user.id).openConversation(user.id, userId);
+    const res = await inboxStub(c.env, user.id).openConversation(userId);
     if (!res.ok) throw new ApiError({ code: res.code, message: res.message });
     return res.created ? c.json(res.conversation, 201) : c.json(res.conversation, 200);
   },
@@ -154,7 +154,7 @@ dms.openapi(
     const user = c.get("user");
     const { conversationId } = c.req.valid("param");
     const { before, limit } = c.req.valid("query");
-    const page = await inboxStub(c.env, user.id).history(user.id, conversationId, before, limit);
+    const page = await inboxStub(c.env, user.id).history(conversationId, before, limit);
     // Not 403: an id of someone else's conversation must reveal nothing, not even that it exists.
     if (!page) throw new ApiError({ code: "not_found", message: "conversation not found" });
     return c.json(page, 200);

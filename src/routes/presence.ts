@@ -44,6 +44,6 @@ export const presence = createRouter().openapi(
   async (c) => {
     const user = c.get("user");
     const { userIds } = c.req.valid("query");
-    return c.json({ presence: await inboxStub(c.env, user.id).presenceOf(user.id, userIds) }, 200);
+    return c.json({ presence: await inboxStub(c.env, user.id).presenceOf(userIds) }, 200);
   },
 );

@@ -305,7 +305,7 @@ rooms.openapi(
     const { roomId } = c.req.valid("param");
     const { before, limit } = c.req.valid("query");
     await requireRoom(c.env, roomId);
-    const page = await roomStub(c.env, roomId).history(roomId, before ?? null, limit);
+    const page = await roomStub(c.env, roomId).history(before ?? null, limit);
     return c.json(page, 200);
   },
 );

@@ -138,6 +138,45 @@ test("an offline recipient gets a signed push through the queue and the webhook"
   a.close();
 });
 
+test("resuming with ?sync=1 while the peer keeps sending: every missed DM, then the live ones, in seq order, each once (10 resumes)", async () => {
+  const alice = uid("alice");
+  const bob = uid("bob");
+  for (const u of [alice, bob]) await api(server.url, u, "/api/me");
+  const a = await connect(server.wsUrl, alice, "/api/chat/ws");
+  const first = await send(a, bob, "first");
+  assert.equal(first.type, "ack");
+  const conversationId = first.message.conversationId;
+  // Alice sends without pause, as fast as her rate limit allows.
+  let sending = true;
+  const traffic = (async () => {
+    for (let i = 0; sending; i++) {
+      const r = await send(a, bob, `m${i}`);
+      if (r.type === "error" && r.code === "rate_limited") await new Promise((res) => setTimeout(res, r.retryAfterMs ?? 100));
+    }
+  })();
+  let lastSeq = first.message.seq;
+  const pause = (ms) => new Promise((res) => setTimeout(res, ms));
+  try {
+    for (let round = 0; round < 10; round++) {
+      const b = await connect(server.wsUrl, bob, "/api/chat/ws?sync=1");
+      // Messages arrive while the device is between its open and its sync, then after the sync.
+      await pause(150);
+      b.send({ type: "sync", id: "s", since: { [conversationId]: lastSeq } });
+      await b.waitFor((m) => m.type === "ack" && m.id === "s");
+      await pause(150);
+      b.close();
+      const seqs = b.frames.filter((m) => m.type === "dm" && m.message.conversationId === conversationId).map((m) => m.message.seq);
+      assert.ok(seqs.length > 0, `round ${round}: nothing arrived`);
+      assert.deepEqual(seqs, seqs.map((_, i) => lastSeq + 1 + i), `round ${round}: from ${lastSeq}`);
+      lastSeq = seqs.at(-1);
+    }
+  } finally {
+    sending = false;
+    await traffic;
+    a.close();
+  }
+});
+
 test("presence: a subscriber sees online, a status change, then offline on a clean close", async () => {
   const watcher = uid("watcher");
   const bob = uid("bob");

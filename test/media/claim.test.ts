@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { claimMedia } from "../../src/media/claim";
 import type { MediaScope } from "../../src/media/claim";
 import { api } from "../helpers";
-import { SAMPLES } from "./fixtures";
-import { mediaRow, uploadOk } from "./helpers";
+import { SAMPLES } from "../helpers/media-fixtures";
+import { mediaRow, uploadOk } from "../helpers/media";
 
 const png = SAMPLES.find((s) => s.name === "png")!.bytes;
 const pdf = SAMPLES.find((s) => s.name === "pdf")!.bytes;

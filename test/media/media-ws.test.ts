@@ -4,8 +4,8 @@ import { describe, expect, it } from "vitest";
 import type { ServerMessage } from "../../src/protocol";
 import { api, connectWs } from "../helpers";
 import type { TestSocket } from "../helpers";
-import { SAMPLES } from "./fixtures";
-import { mediaRow, uploadOk } from "./helpers";
+import { SAMPLES } from "../helpers/media-fixtures";
+import { mediaRow, uploadOk } from "../helpers/media";
 
 type Ack = Extract<ServerMessage, { type: "ack" }>;
 type ErrorFrame = Extract<ServerMessage, { type: "error" }>;

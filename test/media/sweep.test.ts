@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import { claimMedia } from "../../src/media/claim";
 import { newR2Key, ORPHAN_GRACE_MS, R2_KEY_PREFIX, sweepOrphanObjects, sweepUnattachedMedia, UNATTACHED_TTL_MS } from "../../src/media/store";
 import { api } from "../helpers";
-import { SAMPLES } from "./fixtures";
-import { mediaRow, stored, uploadOk } from "./helpers";
+import { SAMPLES } from "../helpers/media-fixtures";
+import { mediaRow, stored, uploadOk } from "../helpers/media";
 
 describe("sweepUnattachedMedia", () => {
   it("removes only unattached uploads older than the TTL, rows and bytes", async () => {

@@ -2,10 +2,10 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { type ChatRoom, REPLAY_MAX, SOCKETS_PER_USER_MAX, STATS_DEBOUNCE_MS } from "../../src/objects/chat-room";
-import type { RoomSession } from "../../src/objects/presence";
+import type { RoomSession } from "../../src/objects/chat-room/presence";
 import { FRAME_MAX_BYTES, PING_FRAME, type ServerMessage, TEXT_MAX } from "../../src/protocol";
 import { api, BASE, connectWs, type TestSocket, tokenFor } from "../helpers";
-import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "./room-helpers";
+import { closed, createRoom, deliveredOf, delivers, joined, messagesOf, sendText, stubOf, systemOf, untilRoom } from "../helpers/rooms";
 
 type ErrorFrame = Extract<ServerMessage, { type: "error" }>;
 type AckFrame = Extract<ServerMessage, { type: "ack" }>;

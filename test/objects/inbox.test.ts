@@ -2,7 +2,8 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { Inbox, InboxSession } from "../../src/objects/inbox";
-import { INBOX_HEADERS, INBOX_SOCKETS_MAX } from "../../src/objects/inbox";
+import { INBOX_SOCKETS_MAX } from "../../src/objects/inbox";
+import { UPGRADE_HEADERS } from "../../src/objects/upgrade";
 import { getSession, setSession } from "../../src/objects/session";
 import { inboxStub } from "../../src/objects/stubs";
 import { CLOSE, PING_FRAME } from "../../src/protocol";
@@ -10,7 +11,7 @@ import type { ServerMessage } from "../../src/protocol";
 import { api, BASE, tokenFor } from "../helpers";
 import type { TestSocket } from "../helpers";
 import { SELF } from "cloudflare:test";
-import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../routes/inbox-helpers";
+import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 const presenceOf = (userId: string, status: string) => (m: ServerMessage) =>
   m.type === "presence" && m.userId === userId && m.status === status;
@@ -24,7 +25,7 @@ async function backdate(userId: string, ms: number): Promise<void> {
   await runInDurableObject(inboxStub(env, userId), (_instance: Inbox, state) => {
     for (const ws of state.getWebSockets()) {
       const s = getSession<InboxSession>(ws)!;
-      setSession<InboxSession>(ws, { ...s, lastActive: s.lastActive - ms, connectedAt: s.connectedAt - ms });
+      setSession<InboxSession>(ws, { ...s, lastSeenAt: s.lastSeenAt - ms, connectedAt: s.connectedAt - ms });
     }
   });
 }
@@ -204,7 +205,7 @@ describe("Inbox object", () => {
       const res = await runInDurableObject(inboxStub(env, alice), async (instance: Inbox, state) => {
         // Storage that fails under the object: the upgrade cannot record anything.
         state.storage.sql.exec("DROP TABLE meta");
-        return instance.fetch(new Request(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", [INBOX_HEADERS.userId]: alice } }));
+        return instance.fetch(new Request(`${BASE}/api/chat/ws`, { headers: { Upgrade: "websocket", [UPGRADE_HEADERS.userId]: alice } }));
       });
       expect(res.status).toBe(500);
       expect(await res.json()).toMatchObject({ error: { code: "internal" } });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { api } from "../helpers";
-import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+import { ackedMessage, inbox, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 async function block(user: string, target: string): Promise<Response> {
   return api(user, "/api/chat/blocks", { method: "POST", json: { userId: target } });

@@ -9,7 +9,7 @@ import { api, BASE, connectWs } from "../helpers";
 import { runInDurableObject, SELF } from "cloudflare:test";
 import type { Inbox } from "../../src/objects/inbox";
 import { SYNC_ROWS_MAX } from "../../src/objects/inbox";
-import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+import { ackedMessage, inbox, isDm, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 async function conversations(user: string): Promise<ConversationSummary[]> {
   const res = await api(user, "/api/chat/dms");
@@ -252,6 +252,116 @@ describe("direct messages", () => {
     // Then live ones continue the sequence.
     await sendDm(a, bob, "live");
     expect(await b.waitFor((m) => m.type === "dm" && m.message.text === "live")).toMatchObject({ message: { seq: 5 } });
+    a.close();
+    b.close();
+  });
+
+  /** Sends a DM, waiting out rate-limit refusals (the user's bucket allows 20 at once, then 10/s). */
+  async function sendPaced(sock: Awaited<ReturnType<typeof inbox>>, to: string, text: string) {
+    const clientMsgId = crypto.randomUUID();
+    for (;;) {
+      const r = await sendDm(sock, to, text, { clientMsgId });
+      if (r.type !== "error" || r.code !== "rate_limited") return ackedMessage(r);
+      await new Promise((res) => setTimeout(res, r.retryAfterMs ?? 100));
+    }
+  }
+
+  it("a socket opened with ?sync=1 gets every missed message, then the live ones, in seq order, each once, while the peer keeps sending", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    const carol = uid("carol");
+    await provision(alice, bob, carol);
+    const a = await inbox(alice);
+    const first = ackedMessage(await sendDm(a, bob, "seen"));
+    for (let i = 0; i < 10; i++) await sendPaced(a, bob, `missed ${i}`);
+    // Alice keeps sending while Bob's device reconnects and resumes.
+    const TOTAL_LIVE = 30;
+    let acked = 0;
+    const sending = (async () => {
+      for (let i = 0; i < TOTAL_LIVE; i++) {
+        await sendPaced(a, bob, `live ${i}`);
+        acked++;
+      }
+    })();
+    await vi.waitFor(() => expect(acked).toBeGreaterThanOrEqual(3));
+    const b = await connectWs(bob, "/api/chat/ws?sync=1");
+    // Sent after the open: a first message in a conversation the sync will not name.
+    const c = await inbox(carol);
+    const fromCarol = ackedMessage(await sendDm(c, bob, "new conversation"));
+    // Messages stored after the open: an unheld socket would have had them live already.
+    const atOpen = acked;
+    await vi.waitFor(() => expect(acked).toBeGreaterThanOrEqual(atOpen + 5));
+    b.send({ type: "sync", id: "s1", since: { [first.conversationId]: first.seq } });
+    await b.waitFor((m) => m.type === "ack" && m.id === "s1");
+    await sending;
+    await roundTrip(b);
+    const seqs = b.frames.flatMap((m) => (m.type === "dm" && m.message.conversationId === first.conversationId ? [m.message.seq] : []));
+    expect(seqs).toEqual(Array.from({ length: 10 + TOTAL_LIVE }, (_, i) => first.seq + 1 + i));
+    expect(b.frames.filter((m) => m.type === "dm" && m.message.conversationId === fromCarol.conversationId).map((m) => m.type === "dm" && m.message.id)).toEqual([
+      fromCarol.id,
+    ]);
+    // Nothing is held any more: the next message arrives live.
+    const next = ackedMessage(await sendDm(c, bob, "after the sync"));
+    await b.waitFor((m) => m.type === "dm" && m.message.id === next.id);
+    for (const s of [a, b, c]) s.close();
+  });
+
+  it("a ?sync=1 socket holding no conversation goes live with sync { since: {} }, getting what arrived meanwhile first", async () => {
+    const alice = uid("alice");
+    const bob = uid("bob");
+    await provision(alice, bob);
+    const b = await connectWs(bob, "/api/chat/ws?sync=1");
+    const a = await inbox(alice);
+    const held = ackedMessage(await sendDm(a, bob, "while held"));
+    await roundTrip(b);
+    expect(b.frames.some((m) => m.type === "dm")).toBe(false);
+    b.send({ type: "sync", id: "s", since: {} });
+    await b.waitFor((m) => m.type === "ack" && m.id === "s");
+    const live = ackedMessage(await sendDm(a, bob, "live"));
+    await b.waitFor((m) => m.type === "dm" && m.message.id === live.id);
+    expect(b.frames.flatMap((m) => (m.type === "dm" ? [m.message.id] : []))).toEqual([held.id, live.id]);
+    a.close();
+    b.close();
+  });
+
+  it("a ?sync=1 socket whose sync is cut short stays held until a sync is answered in full", async () => {
+    const bob = uid("bob");
+    const alice = uid("alice");
+    await provision(alice, bob);
+    const conversationId = await conversationIdFor(alice, bob);
+    // Seed more than one sync's budget directly in Bob's inbox.
+    await runInDurableObject(inboxStub(env, bob), (_i: Inbox, state) => {
+      state.storage.sql.exec(
+        "INSERT INTO conversations (id, peer_id, peer_name, created_at, last_seq, last_at) VALUES (?, ?, ?, 1, ?, 1)",
+        conversationId,
+        alice,
+        alice,
+        SYNC_ROWS_MAX + 5,
+      );
+      for (let seq = 1; seq <= SYNC_ROWS_MAX + 5; seq++) {
+        state.storage.sql.exec(
+          "INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, created_at) VALUES (?, ?, ?, ?, ?, ?, 'x', 1)",
+          conversationId,
+          seq,
+          `seed-${bob}-${seq}`,
+          alice,
+          bob,
+          `c${seq}`,
+        );
+      }
+    });
+    const b = await connectWs(bob, "/api/chat/ws?sync=1");
+    b.send({ type: "sync", id: "s1", since: { [conversationId]: 0 } });
+    expect(await b.waitFor((m) => m.type === "ack" && m.id === "s1")).toMatchObject({ more: true });
+    // A live message now is not sent ahead of the rest of the replay.
+    const a = await inbox(alice);
+    const live = ackedMessage(await sendDm(a, bob, "live"));
+    await roundTrip(b);
+    expect(b.frames.some((m) => m.type === "dm" && m.message.id === live.id)).toBe(false);
+    b.send({ type: "sync", id: "s2", since: { [conversationId]: SYNC_ROWS_MAX } });
+    expect(await b.waitFor((m) => m.type === "ack" && m.id === "s2")).not.toHaveProperty("more");
+    const seqs = b.frames.flatMap((m) => (m.type === "dm" ? [m.message.seq] : []));
+    expect(seqs).toEqual(Array.from({ length: SYNC_ROWS_MAX + 6 }, (_, i) => i + 1));
     a.close();
     b.close();
   });

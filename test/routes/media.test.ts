@@ -2,8 +2,8 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { claimMedia } from "../../src/media/claim";
 import { api } from "../helpers";
-import { REFUSED, SAMPLES, bigPng, bytesOf } from "../media/fixtures";
-import { errorOf, mediaRow, stored, upload, uploadOk } from "../media/helpers";
+import { REFUSED, SAMPLES, bigPng, bytesOf } from "../helpers/media-fixtures";
+import { errorOf, mediaRow, stored, upload, uploadOk } from "../helpers/media";
 
 const MiB = 1024 * 1024;
 const sample = (name: string) => SAMPLES.find((s) => s.name === name)!.bytes;

@@ -8,7 +8,7 @@ import { inboxStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
 import { api } from "../helpers";
 import type { TestSocket } from "../helpers";
-import { inbox, provision, roundTrip, sendDm, uid } from "./inbox-helpers";
+import { inbox, provision, roundTrip, sendDm, uid } from "../helpers/inbox";
 
 type PresenceFrame = Extract<ServerMessage, { type: "presence" }>;
 
@@ -181,6 +181,53 @@ describe("presence", () => {
     a.close();
     await b.waitFor(presenceOf(alice, "offline"));
     b.close();
+  });
+
+  it("strangers' first DMs never use up the subscriptions a user asks for; automatic ones are bounded, quietest dropped first", async () => {
+    config.PRESENCE_SUBSCRIBE_LIMIT = "2";
+    const user = uid("user");
+    const [s1, s2, s3] = [uid("stranger1"), uid("stranger2"), uid("stranger3")];
+    const [f1, f2, f3] = [uid("friend1"), uid("friend2"), uid("friend3")];
+    await provision(user, s1, s2, s3, f1, f2, f3);
+    const u = await inbox(user);
+    const strangers = await Promise.all([s1, s2, s3].map((s) => inbox(s)));
+    // Each stranger's first DM subscribes the user to the stranger, automatically.
+    for (const [i, sock] of strangers.entries()) {
+      expect(await sendDm(sock, user, `hello ${i}`)).toMatchObject({ type: "ack" });
+    }
+    const rows = () =>
+      inboxSql(user, (sql) =>
+        sql
+          .exec<{ user_id: string; auto: number }>("SELECT user_id, auto FROM subscriptions ORDER BY user_id")
+          .toArray()
+          .map((r) => [r.user_id, r.auto]),
+      );
+    // Bounded at the limit on their own: the quietest conversation's (the first stranger's) went.
+    expect(await rows()).toEqual([
+      [s2, 1],
+      [s3, 1],
+    ]);
+    // The user still has the whole quota for subscriptions they ask for.
+    expect(await subscribe(u, [f1, f2])).toMatchObject({ type: "ack" });
+    expect(await subscribe(u, [f3])).toMatchObject({ type: "error", code: "bad_request", message: expect.stringMatching(/limit of 2 \(now 2\)/) });
+    // A stranger's later first DM does not take an explicit subscription away either.
+    const s4 = uid("stranger4");
+    await provision(s4);
+    const s4Sock = await inbox(s4);
+    expect(await sendDm(s4Sock, user, "hello 4")).toMatchObject({ type: "ack" });
+    expect(await rows()).toEqual(
+      [
+        [f1, 0],
+        [f2, 0],
+        [s3, 1],
+        [s4, 1],
+      ].sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+    );
+    // Automatic subscriptions still work: a stranger's status change reaches the user.
+    const mark = u.frames.length;
+    strangers[2].send({ type: "presence", id: "dnd", status: "dnd" });
+    await waitAfter(u, mark, presenceOf(s3, "dnd"));
+    [u, s4Sock, ...strangers].forEach((s) => s.close());
   });
 
   it("never shows a user's status to someone they block, either way, until unblocked", async () => {

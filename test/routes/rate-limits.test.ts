@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import wranglerToml from "../../wrangler.toml?raw";
 import { REST_LIMITS, type RestAction } from "../../src/rate-limits";
 import { api } from "../helpers";
-import { bigPng } from "../media/fixtures";
+import { bigPng } from "../helpers/media-fixtures";
 
 let n = 0;
 const uid = (name: string) => `${name}-${++n}-${crypto.randomUUID().slice(0, 8)}`;

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { cellOf } from "../../src/suggestions/geo";
 import { ROOM_CATEGORIES, slugify } from "../../src/routes/rooms";
 import { api, BASE, tokenFor } from "../helpers";
-import { joined, sendText } from "../objects/room-helpers";
+import { joined, sendText } from "../helpers/rooms";
 
 interface RoomBody {
   id: string;

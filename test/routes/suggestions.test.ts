@@ -10,7 +10,7 @@ import { ACTIVE_WINDOW_MS, SUGGEST_RADIUS_KM, cellOf, haversineKm, roundLocation
 import { notifySuggestion, storeLocation, storedLocation, suggestionsAt } from "../../src/suggestions/location";
 import type { ServerMessage } from "../../src/protocol";
 import { api, connectWs } from "../helpers";
-import { destination, rng } from "../unit/geo-fixtures";
+import { destination, rng } from "../helpers/geo-fixtures";
 
 const PATH = "/api/chat/rooms/suggestions";
 const LYON = { lat: 45.76, lon: 4.84 };

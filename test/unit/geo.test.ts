@@ -20,7 +20,7 @@ import {
   validCoords,
   type NearbyRoom,
 } from "../../src/suggestions/geo";
-import { destination, rng } from "./geo-fixtures";
+import { destination, rng } from "../helpers/geo-fixtures";
 
 /** Centers that stress the cover: random, antimeridian, high latitudes, poles, exact cell edges. */
 function centers(rand: () => number, n: number): { lat: number; lon: number }[] {

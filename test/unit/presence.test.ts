@@ -1,6 +1,7 @@
 /** Pure room presence: per user, not per socket; heartbeat expiry from attachments and auto-response times. */
 import { describe, expect, it } from "vitest";
-import { hasOtherJoined, isExpired, lastActivity, onlineCount, type PresenceSession, presentUsers, sweep } from "../../src/objects/presence";
+import { hasOtherJoined, onlineCount, type PresenceSession, presentUsers } from "../../src/objects/chat-room/presence";
+import { isExpired, lastActivity, sweep } from "../../src/objects/heartbeat";
 
 function s(connId: string, userId: string, joined = true, lastSeenAt = 0, name = userId): PresenceSession {
   return { connId, userId, name, joined, lastSeenAt, connectedAt: 0 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ALLOWED_CONTENT_TYPES, sniff } from "../../src/media/sniff";
-import { REFUSED, SAMPLES, bytesOf, ftyp } from "../media/fixtures";
+import { REFUSED, SAMPLES, bytesOf, ftyp } from "../helpers/media-fixtures";
 
 describe("sniff: type from magic numbers", () => {
   for (const s of SAMPLES) {

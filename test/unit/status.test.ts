@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chosenOnConnect, HIDDEN, publicView, sameView, sweepPlan } from "../../src/objects/status";
+import { chosenOnConnect, HIDDEN, publicView, sameView } from "../../src/objects/status";
 
 describe("publicView", () => {
   it("shows the chosen status while connected, offline with last seen otherwise", () => {
@@ -27,24 +27,5 @@ describe("sameView", () => {
     expect(sameView(null, HIDDEN)).toBe(false);
     expect(sameView({ status: "offline", lastSeen: null }, HIDDEN)).toBe(true);
     expect(sameView({ status: "offline", lastSeen: 1 }, HIDDEN)).toBe(false);
-  });
-});
-
-describe("sweepPlan", () => {
-  it("picks sockets silent for the timeout and schedules the next sweep at the earliest deadline", () => {
-    const plan = sweepPlan(
-      [
-        { key: 0, lastActive: 0 },
-        { key: 1, lastActive: 50 },
-        { key: 2, lastActive: 80 },
-        { key: 3, lastActive: 60 },
-      ],
-      100,
-      50,
-    );
-    expect(plan.stale).toEqual([0, 1]);
-    expect(plan.nextAt).toBe(110);
-    expect(sweepPlan([], 100, 50)).toEqual({ stale: [], nextAt: null });
-    expect(sweepPlan([{ key: 0, lastActive: 0 }], 100, 50)).toEqual({ stale: [0], nextAt: null });
   });
 });

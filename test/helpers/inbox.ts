@@ -1,7 +1,7 @@
 /** Helpers for inbox tests: unique users, provisioning, inbox sockets. */
 import type { DmMessage, ServerMessage } from "../../src/protocol";
-import { api, connectWs } from "../helpers";
-import type { TestSocket } from "../helpers";
+import { api, connectWs } from "./index";
+import type { TestSocket } from "./index";
 
 let counter = 0;
 

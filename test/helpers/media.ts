@@ -1,7 +1,7 @@
 /** Helpers for media tests: uploads (optionally under other limits), and what R2 and D1 hold. */
 import { env } from "cloudflare:test";
 import { createApp } from "../../src/app";
-import { BASE, api, tokenFor } from "../helpers";
+import { BASE, api, tokenFor } from "./index";
 
 export interface Uploaded {
   id: string;

@@ -1,15 +1,13 @@
 /**
  * Pure room presence: who is present, derived from the sockets' attachments. No Cloudflare imports,
- * so the rules (per user, not per socket; heartbeat expiry) are unit-tested on plain objects.
+ * so the rules (per user, not per socket) are unit-tested on plain objects.
  */
-import type { BaseSession } from "./session";
+import type { BaseSession } from "../session";
 
 /** The attachment of a room socket. Everything here survives hibernation. */
 export interface RoomSession extends BaseSession {
   /** True between `join_room` and `leave_room` (or the socket's end): the socket receives room frames. */
   joined: boolean;
-  /** Epoch ms of the last frame received from the client (auto-answered pings are tracked by the runtime). */
-  lastSeenAt: number;
   /**
    * The room's last seq when this socket joined: it has had every later message live, so a
    * `join_room { since }` while still joined replays only up to here. Absent when not joined (and
@@ -55,46 +53,4 @@ export function hasOtherJoined(sessions: Iterable<PresenceSession>, userId: stri
     if (s.joined && s.userId === userId && s.connId !== exceptConnId) return true;
   }
   return false;
-}
-
-/**
- * The last sign of life of a socket: its last frame, the runtime's last auto-answered ping
- * (`getWebSocketAutoResponseTimestamp`, which does not wake the object and so is not in the
- * attachment), or the connection itself.
- */
-export function lastActivity(s: Pick<PresenceSession, "lastSeenAt" | "connectedAt">, autoResponseAt: number | null): number {
-  return Math.max(s.lastSeenAt, s.connectedAt, autoResponseAt ?? 0);
-}
-
-/** True when a socket has been silent for longer than `timeoutMs` at `now`. */
-export function isExpired(
-  s: Pick<PresenceSession, "lastSeenAt" | "connectedAt">,
-  autoResponseAt: number | null,
-  now: number,
-  timeoutMs: number,
-): boolean {
-  return now - lastActivity(s, autoResponseAt) > timeoutMs;
-}
-
-/**
- * Splits sockets into the expired ones and the time the next sweep is due (the earliest moment a
- * live socket could expire), or null when no socket is left to watch.
- */
-export function sweep<T extends Pick<PresenceSession, "lastSeenAt" | "connectedAt">>(
-  items: Iterable<{ session: T; autoResponseAt: number | null }>,
-  now: number,
-  timeoutMs: number,
-): { expired: T[]; nextAt: number | null } {
-  const expired: T[] = [];
-  let nextAt: number | null = null;
-  for (const { session, autoResponseAt } of items) {
-    if (isExpired(session, autoResponseAt, now, timeoutMs)) {
-      expired.push(session);
-      continue;
-    }
-    // +1: `isExpired` is strict, so the socket is expired one millisecond after the deadline.
-    const due = lastActivity(session, autoResponseAt) + timeoutMs + 1;
-    if (nextAt === null || due < nextAt) nextAt = due;
-  }
-  return { expired, nextAt };
 }

@@ -3,7 +3,7 @@ import { env } from "cloudflare:test";
 import type { ChatRoom } from "../../src/objects/chat-room";
 import { roomStub } from "../../src/objects/stubs";
 import type { ServerMessage } from "../../src/protocol";
-import { connectWs, type TestSocket } from "../helpers";
+import { connectWs, type TestSocket } from "./index";
 
 /** Inserts a room into D1 (what POST /api/chat/rooms does, without its per-user limit). */
 export async function createRoom(id: string, opts: { name?: string; category?: string } = {}): Promise<string> {

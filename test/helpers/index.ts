@@ -1,8 +1,8 @@
 /** Test helpers: tokens, authenticated requests through the worker's own fetch, and WebSockets. */
 import { SELF } from "cloudflare:test";
 import { SignJWT } from "jose";
-import { DEV_JWT_SECRET } from "../src/dev-secret";
-import type { ServerMessage } from "../src/protocol";
+import { DEV_JWT_SECRET } from "../../src/dev-secret";
+import type { ServerMessage } from "../../src/protocol";
 
 /** Requests go to a loopback host, where the development secret is accepted. */
 export const BASE = "http://localhost";
