@@ -6,6 +6,7 @@
 import { z } from "zod";
 // With its extension: Node runs this file directly (bench peers, e2e), and its resolver needs one.
 import { UserId } from "./ids.ts";
+import { isWellFormed } from "./unicode.ts";
 
 /** Longest message text, in characters. */
 export const TEXT_MAX = 4000;
@@ -48,9 +49,15 @@ export const WsErrorCode = z.enum([
 ]);
 export type WsErrorCode = z.infer<typeof WsErrorCode>;
 
-const ClientMsgId = z.string().min(1).max(64);
+/**
+ * Stored strings are UTF-8 in the objects' SQLite, which turns a lone surrogate (a JSON `"\ud800"`
+ * escape) into U+FFFD: the stored copy would differ from what the ack and the live frames said, and
+ * two client ids differing only there would be one key. Refused where they enter.
+ */
+const LONE_SURROGATE = "must not contain a lone surrogate (an unpaired \\uD800-\\uDFFF escape)";
+const ClientMsgId = z.string().min(1).max(64).refine(isWellFormed, LONE_SURROGATE);
 const RequestId = z.union([z.string().max(64), z.number().int()]).optional();
-const Text = z.string().max(TEXT_MAX, `text is longer than ${TEXT_MAX} characters`);
+const Text = z.string().max(TEXT_MAX, `text is longer than ${TEXT_MAX} characters`).refine(isWellFormed, LONE_SURROGATE);
 const MediaIds = z.array(z.string().min(1).max(64)).max(MEDIA_PER_MESSAGE_MAX);
 const Seq = z.number().int().nonnegative();
 
