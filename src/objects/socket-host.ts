@@ -255,17 +255,18 @@ export class SocketHost<S extends BaseSession> {
 
   /**
    * Closes again the sockets the server closed before `now` that the runtime still lists (a frozen
-   * client never completes the close). Returns how many there were: while any remain, the object
-   * keeps its sweep armed. (Those closed just now normally go within milliseconds; if they do not,
-   * the next wake-up finds them, see `wake`.)
+   * client never completes the close). Returns how many server-closed sockets are still listed,
+   * those closed just now included: while any remain, the object keeps its sweep armed, so a frozen
+   * client is closed again without waiting for some other wake-up. (A close that completes takes the
+   * socket off the list, so a normal close costs at most one more sweep.)
    */
   resweepClosing(now: number): number {
     let n = 0;
     for (const ws of this.ctx.getWebSockets()) {
       const closingAt = getSession<S>(ws)?.closingAt;
-      if (closingAt === undefined || closingAt >= now) continue;
+      if (closingAt === undefined) continue;
       n++;
-      closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
+      if (closingAt < now) closeQuietly(ws, CLOSE.GOING_AWAY, "closed by the server");
     }
     this.buckets.prune(now);
     return n;

@@ -123,4 +123,28 @@ describe("sockets the server closed", () => {
     again.close();
     bob.close();
   });
+  it("the sweep that closes a frozen socket stays armed, with no wake-up needed (inbox and room)", async () => {
+    const bob = uid("bob");
+    await provision(bob);
+    await inbox(bob);
+    const stub = inboxStub(env, bob);
+    expect(await runInDurableObject(stub, (_i: Inbox, state) => freeze(state, () => true))).toBe(1);
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    // The close went nowhere: the socket is still listed, so the next sweep must come.
+    expect(await runInDurableObject(stub, (_i: Inbox, state) => state.getWebSockets().length)).toBe(1);
+    expect(await runInDurableObject(stub, (_i: Inbox, state) => state.storage.getAlarm())).not.toBeNull();
+
+    const room = await createRoom("frozen-room-armed");
+    // Connected, not joined: its departure schedules no stats write, whose alarm would hide a missing sweep.
+    await connectWs(uid("tab"), `/api/chat/rooms/${room}/ws`);
+    const roomStub = stubOf(room);
+    // The room caches sessions in memory: an eviction makes it read the backdated attachment.
+    await runInDurableObject(roomStub, (_i: ChatRoom, state) => freeze(state, () => true));
+    await evictDurableObject(roomStub);
+    expect(await runInDurableObject(roomStub, (_i: ChatRoom, state) => freeze(state, () => true))).toBe(1);
+    expect(await runDurableObjectAlarm(roomStub)).toBe(true);
+    expect((await roomStub.snapshot()).sockets).toBe(0);
+    expect(await runInDurableObject(roomStub, (_i: ChatRoom, state) => state.getWebSockets().length)).toBe(1);
+    expect(await runInDurableObject(roomStub, (_i: ChatRoom, state) => state.storage.getAlarm())).not.toBeNull();
+  });
 });
