@@ -147,4 +147,18 @@ describe("sockets the server closed", () => {
     expect(await runInDurableObject(roomStub, (_i: ChatRoom, state) => state.getWebSockets().length)).toBe(1);
     expect(await runInDurableObject(roomStub, (_i: ChatRoom, state) => state.storage.getAlarm())).not.toBeNull();
   });
+  it("inbox: a sweep that fails part-way is tried again (the room's alarm does the same)", async () => {
+    const bob = uid("bob");
+    await provision(bob);
+    await inbox(bob);
+    const stub = inboxStub(env, bob);
+    await runInDurableObject(stub, (i: Inbox, state) => {
+      freeze(state, () => true);
+      // A failure after the socket was closed: the status update of the sweep throws.
+      const parts = i as unknown as { c: { status: { wentOffline: () => Promise<void> } } };
+      parts.c.status.wentOffline = () => Promise.reject(new Error("status write failed"));
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    expect(await runInDurableObject(stub, (_i: Inbox, state) => state.storage.getAlarm())).not.toBeNull();
+  });
 });

@@ -101,6 +101,8 @@ export const INBOX_SOCKETS_MAX = 32;
 export const BATCH_MAX = 100;
 /** Lower bound between two sweeps, so a flood of short deadlines cannot spin the alarm. */
 export const SWEEP_MIN_INTERVAL_MS = 1000;
+/** Delay before a sweep that failed part-way is tried again. */
+export const SWEEP_RETRY_MS = 10_000;
 
 /** What every part of the Inbox is given. The parts are set once, right after construction. */
 export interface InboxContext {

@@ -30,6 +30,7 @@ import {
   type OpenResult,
   type ReceiveResult,
   SWEEP_MIN_INTERVAL_MS,
+  SWEEP_RETRY_MS,
   SYNC_PARAM,
 } from "./context";
 import { InboxDms } from "./dms";
@@ -272,6 +273,13 @@ export class Inbox extends DurableObject<Env> {
       if (nextAt !== null) await this.ctx.storage.setAlarm(Math.max(nextAt, now + SWEEP_MIN_INTERVAL_MS));
     } catch (err) {
       this.host.log("alarm", err);
+      // Try again later rather than lose the sweep (as the room does): nothing else re-arms it while
+      // the user's sockets stay open, and a socket closed before the failure would never be closed again.
+      try {
+        await this.ctx.storage.setAlarm(Date.now() + SWEEP_RETRY_MS);
+      } catch (again) {
+        this.host.log("alarm re-arm", again);
+      }
     }
   }
 
