@@ -2,7 +2,7 @@ import { Emitter } from "./emitter.js";
 import type { ConnectionContext, ConnectionState, TimingOptions, WebSocketConstructor } from "./connection.js";
 import type { ChatError } from "./errors.js";
 import { Inbox } from "./inbox.js";
-import { MemoryOutboxStore, type OutboxStore, type PendingSend } from "./outbox.js";
+import { MemoryOutboxStore, type OutboxStore, type PendingSend, type SocketContext } from "./outbox.js";
 import { Rest } from "./rest.js";
 import { Room } from "./room.js";
 
@@ -51,6 +51,8 @@ export class ChatClient extends Emitter<ChatClientEvents> {
   private inboxHandle: Inbox | undefined;
   private store: OutboxStore;
   private connCtx: ConnectionContext;
+  /** What every room and the inbox share: the connection context, the outbox store, ids, failures. */
+  private socketCtx: SocketContext;
   private closed = false;
   private aggregate: ConnectionState = "connecting";
   private restored: Promise<void>;
@@ -73,6 +75,14 @@ export class ChatClient extends Emitter<ChatClientEvents> {
       timing: options,
       random: options.random ?? Math.random,
       online: () => platform.navigator?.onLine !== false,
+    };
+    this.socketCtx = {
+      conn: this.connCtx,
+      store: this.store,
+      backoff: options.backoff,
+      random: this.connCtx.random,
+      newId,
+      failed: (entry, error) => this.emit("failed", { entry, error }),
     };
     // The platform's hints: network back, page visible again. A wake-up is cheap (a ping on open
     // sockets, a jittered early retry on waiting ones).
@@ -105,12 +115,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     let room = this.rooms.get(roomId);
     if (room) return room;
     room = new Room(roomId, {
-      conn: this.connCtx,
-      store: this.store,
-      backoff: this.options.backoff,
-      random: this.connCtx.random,
-      newId,
-      failed: (entry, error) => this.emit("failed", { entry, error }),
+      ...this.socketCtx,
       exists: async (id) => {
         try {
           await this.rest.getRoom(id);
@@ -140,12 +145,7 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     const path = location ? `/api/chat/ws?lat=${location.lat}&lon=${location.lon}` : "/api/chat/ws";
     const inbox = new Inbox(
       {
-        conn: this.connCtx,
-        store: this.store,
-        backoff: this.options.backoff,
-        random: this.connCtx.random,
-        newId,
-        failed: (entry, error) => this.emit("failed", { entry, error }),
+        ...this.socketCtx,
         conversations: async (all) => {
           const heads: { id: string; lastSeq: number }[] = [];
           let cursor: string | undefined;

@@ -1,8 +1,8 @@
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { Connection, type ConnectionContext, type ConnectionState, type Reply } from "./connection.js";
+import { backoffDelay } from "./backoff.js";
+import { Connection, type ConnectionState, type Reply } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { Outbox, type OutboxStore, type PendingSend } from "./outbox.js";
+import { Outbox, type PendingSend, type SocketContext } from "./outbox.js";
 import { toError, type Typing } from "./room.js";
 import type { DmMessage, ServerFrame, SettableStatus } from "./wire.js";
 
@@ -51,13 +51,7 @@ export interface ConversationHead {
 }
 
 /** What the inbox needs from its client. */
-export interface InboxContext {
-  conn: ConnectionContext;
-  store: OutboxStore;
-  backoff?: BackoffOptions;
-  random: () => number;
-  newId(): string;
-  failed(entry: PendingSend, error: ChatError): void;
+export interface InboxContext extends SocketContext {
   /** The user's conversations, most recent first; `all` pages through every one. */
   conversations(all: boolean): Promise<ConversationHead[]>;
 }

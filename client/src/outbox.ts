@@ -1,6 +1,6 @@
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { stopTimer, type Reply, type Timer } from "./connection.js";
+import { stopTimer, type ConnectionContext, type Reply, type Timer } from "./connection.js";
 import type { DmMessage, RoomMessage } from "./wire.js";
 
 /** A send waiting for its ack, as kept in an `OutboxStore`. Plain JSON. */
@@ -26,6 +26,16 @@ export interface OutboxStore {
   load(): PendingSend[] | Promise<PendingSend[]>;
   put(entry: PendingSend): void | Promise<void>;
   delete(clientMsgId: string): void | Promise<void>;
+}
+
+/** What every socket with an outbox (a room, the inbox) needs from its client. */
+export interface SocketContext {
+  conn: ConnectionContext;
+  store: OutboxStore;
+  backoff?: BackoffOptions;
+  random: () => number;
+  newId(): string;
+  failed(entry: PendingSend, error: ChatError): void;
 }
 
 /** Keeps queued sends in memory: they survive reconnects, not a reload. The default. */

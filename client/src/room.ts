@@ -1,9 +1,8 @@
 import { backoffDelay } from "./backoff.js";
-import { Connection, stopTimer, type ConnectionContext, type ConnectionState, type Timer } from "./connection.js";
+import { Connection, stopTimer, type ConnectionState, type Timer } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { Outbox, type OutboxStore, type PendingSend } from "./outbox.js";
-import type { BackoffOptions } from "./backoff.js";
+import { Outbox, type PendingSend, type SocketContext } from "./outbox.js";
 import type { RoomMessage, ServerFrame } from "./wire.js";
 
 /** The `room_state` frame: who is present, the last seq, and (on a first join) the recent messages. */
@@ -46,13 +45,7 @@ export interface RoomSendInput {
 }
 
 /** What a room needs from its client. */
-export interface RoomContext {
-  conn: ConnectionContext;
-  store: OutboxStore;
-  backoff?: BackoffOptions;
-  random: () => number;
-  newId(): string;
-  failed(entry: PendingSend, error: ChatError): void;
+export interface RoomContext extends SocketContext {
   released(room: Room): void;
   /** Whether the room exists (REST): false on a 404, undefined when that could not be learnt. */
   exists(roomId: string): Promise<boolean | undefined>;
