@@ -23,6 +23,10 @@ export const PAGE_MAX = 100;
 export const PRESENCE_IDS_PER_FRAME_MAX = 100;
 /** Most conversations in one `sync` frame's `since`. */
 export const SYNC_CONVERSATIONS_MAX = 100;
+/** Most user ids a message may mention. */
+export const MENTIONS_MAX = 20;
+/** Most distinct emoji on one message (a reaction with a new emoji beyond it is refused). */
+export const REACTIONS_DISTINCT_MAX = 20;
 
 /** Close codes the server uses; never the reserved 1005, 1006, 1015. */
 export const CLOSE = {
@@ -46,6 +50,12 @@ export const WsErrorCode = z.enum([
   "not_found",
   "rate_limited",
   "internal",
+  // Moderation (shared/DESIGN.md "Moderation and private rooms").
+  "banned",
+  "muted",
+  "slow_mode",
+  "frozen",
+  "filtered",
 ]);
 export type WsErrorCode = z.infer<typeof WsErrorCode>;
 
@@ -60,6 +70,14 @@ const RequestId = z.union([z.string().max(64), z.number().int()]).optional();
 const Text = z.string().max(TEXT_MAX, `text is longer than ${TEXT_MAX} characters`).refine(isWellFormed, LONE_SURROGATE);
 const MediaIds = z.array(z.string().min(1).max(64)).max(MEDIA_PER_MESSAGE_MAX);
 const Seq = z.number().int().nonnegative();
+const MessageId = z.string().min(1).max(64);
+/** Optional on a send: whom the message mentions (user ids). */
+const Mentions = z.array(UserId).max(MENTIONS_MAX, `at most ${MENTIONS_MAX} mentions`);
+/** One RGI emoji sequence (fully qualified: "❤️", not "❤"), skin tones and ZWJ sequences included. */
+const ONE_EMOJI = new RegExp("^\\p{RGI_Emoji}$", "v");
+export const Emoji = z.string().max(32).refine((s) => ONE_EMOJI.test(s), "emoji must be exactly one emoji");
+/** On the inbox socket a lifecycle frame names its conversation; on a room socket it has none. */
+const ConversationRef = z.string().min(1).max(128).optional();
 
 /** A user's status as others see it. `invisible` is shown to others as `offline`. */
 export const Status = z.enum(["online", "away", "dnd", "offline"]);
@@ -86,6 +104,21 @@ export const RoomMessage = z.object({
   text: z.string().optional(),
   media: z.array(MediaDescriptor).optional(),
   replyTo: z.string().optional(),
+  /** On thread parents: how many messages reply to this one. */
+  replyCount: z.number().int().optional(),
+  /** Set once the text was edited (ms since epoch); the text is the latest. */
+  editedAt: z.number().optional(),
+  /** A tombstone: the message was deleted; it keeps its `seq`, its text and media are gone. */
+  deleted: z.literal(true).optional(),
+  deletedBy: z.string().optional(),
+  /** Reaction counts by emoji; absent when there are none. */
+  reactions: z.record(z.string(), z.number().int()).optional(),
+  /** The emoji the reader reacted with (only on copies made for one reader: history, replay, acks). */
+  myReactions: z.array(z.string()).optional(),
+  /** Whom the message mentions (user ids). */
+  mentions: z.array(z.string()).optional(),
+  /** Position in the owner's change order (see docs/protocol.md "Resume covers changes"). */
+  rev: z.number().int().optional(),
   createdAt: z.number(),
 });
 export type RoomMessage = z.infer<typeof RoomMessage>;
@@ -100,6 +133,19 @@ export const DmMessage = z.object({
   clientMsgId: z.string(),
   text: z.string().optional(),
   media: z.array(MediaDescriptor).optional(),
+  /** Set once the text was edited (ms since epoch); the text is the latest. */
+  editedAt: z.number().optional(),
+  /** A tombstone: the message was deleted; it keeps its `seq`, its text and media are gone. */
+  deleted: z.literal(true).optional(),
+  deletedBy: z.string().optional(),
+  /** Reaction counts by emoji; absent when there are none. */
+  reactions: z.record(z.string(), z.number().int()).optional(),
+  /** The emoji the reader reacted with (only on copies made for one reader: history, replay, acks). */
+  myReactions: z.array(z.string()).optional(),
+  /** Whom the message mentions (user ids). */
+  mentions: z.array(z.string()).optional(),
+  /** Position in the owner's change order (see docs/protocol.md "Resume covers changes"). */
+  rev: z.number().int().optional(),
   createdAt: z.number(),
 });
 export type DmMessage = z.infer<typeof DmMessage>;
@@ -111,7 +157,12 @@ const BODY_REQUIRED = { message: "text or mediaIds is required", path: ["text"] 
 // ---------------------------------------------------------------- client → server
 
 export const ClientMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("join_room"), id: RequestId, since: Seq.optional() }),
+  /**
+   * `since`: replay messages after that seq, then live. `sinceRev`: also send, as
+   * `message_updated` / `message_deleted` frames, every change to messages at or before `since`
+   * made after that rev (docs/protocol.md "Resume covers changes").
+   */
+  z.object({ type: z.literal("join_room"), id: RequestId, since: Seq.optional(), sinceRev: Seq.optional() }),
   z.object({ type: z.literal("leave_room"), id: RequestId }),
   z
     .object({
@@ -121,6 +172,7 @@ export const ClientMessage = z.discriminatedUnion("type", [
       text: Text.optional(),
       mediaIds: MediaIds.optional(),
       replyTo: z.string().min(1).max(64).optional(),
+      mentions: Mentions.optional(),
     })
     .refine(hasBody, BODY_REQUIRED),
   z
@@ -134,7 +186,14 @@ export const ClientMessage = z.discriminatedUnion("type", [
     })
     .refine(hasBody, BODY_REQUIRED),
   z.object({ type: z.literal("typing"), id: RequestId, on: z.boolean(), conversationId: z.string().max(128).optional() }),
-  z.object({ type: z.literal("mark_read"), id: RequestId, conversationId: z.string().min(1).max(128), seq: Seq }),
+  /** Room socket: the caller's read position in the room. Inbox socket: `conversationId` is required. */
+  z.object({ type: z.literal("mark_read"), id: RequestId, conversationId: ConversationRef, seq: Seq }),
+  /** The author replaces the text (rooms and DMs). */
+  z.object({ type: z.literal("edit_message"), id: RequestId, conversationId: ConversationRef, messageId: MessageId, text: Text.refine((t) => t.trim().length > 0, "text must not be empty"), mentions: Mentions.optional() }),
+  /** The author (in rooms also moderators) deletes: a tombstone keeps the seq. */
+  z.object({ type: z.literal("delete_message"), id: RequestId, conversationId: ConversationRef, messageId: MessageId }),
+  /** Toggle one emoji on a message. */
+  z.object({ type: z.literal("react"), id: RequestId, conversationId: ConversationRef, messageId: MessageId, emoji: Emoji, on: z.boolean() }),
   z.object({ type: z.literal("presence"), id: RequestId, status: SettableStatus.optional() }),
   z.object({ type: z.literal("subscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(PRESENCE_IDS_PER_FRAME_MAX) }),
   z.object({ type: z.literal("unsubscribe_presence"), id: RequestId, userIds: z.array(UserId).min(1).max(PRESENCE_IDS_PER_FRAME_MAX) }),
@@ -145,6 +204,8 @@ export const ClientMessage = z.discriminatedUnion("type", [
     since: z
       .record(z.string().max(128), Seq)
       .refine((since) => Object.keys(since).length <= SYNC_CONVERSATIONS_MAX, `at most ${SYNC_CONVERSATIONS_MAX} conversations per sync`),
+    /** The highest `rev` the client has seen on this inbox: changes after it to messages it holds are replayed. */
+    sinceRev: Seq.optional(),
   }),
   z.object({ type: z.literal("ping"), id: RequestId }),
 ]);
@@ -166,14 +227,84 @@ const ServerFrame = z.discriminatedUnion("type", [
     replayTruncated: z.literal(true).optional(),
     /** With `replayTruncated`: the last seq replayed; pass it as the next `join_room` `since`. */
     nextSince: z.number().int().optional(),
+    /** The room's latest change position; pass it back as `join_room` `sinceRev`. */
+    lastRev: z.number().int().optional(),
+    /** Set when the `sinceRev` replay of changes stopped at its bound: reload history instead. */
+    changesTruncated: z.literal(true).optional(),
+    /** Pinned messages, newest pin first. */
+    pinned: z.array(RoomMessage).optional(),
+    /** Who holds which role; `you` is the reader's own role. */
+    roles: z
+      .object({ owner: z.string().nullable(), moderators: z.array(z.string()), you: z.enum(["owner", "moderator", "member", "admin"]) })
+      .optional(),
+    settings: z
+      .object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() })
+      .optional(),
   }),
   z.object({ type: z.literal("message"), message: RoomMessage }),
   z.object({
     type: z.literal("system"),
     roomId: z.string(),
-    event: z.enum(["join", "leave"]),
+    /** `join`/`leave` are presence; the rest are moderation actions (`userId` is whom they concern). */
+    event: z.enum([
+      "join",
+      "leave",
+      "kick",
+      "ban",
+      "unban",
+      "mute",
+      "unmute",
+      "moderator_added",
+      "moderator_removed",
+      "member_added",
+      "member_removed",
+      "pin",
+      "unpin",
+      "settings",
+      "room_deleted",
+    ]),
     userId: z.string(),
     name: z.string(),
+    at: z.number(),
+    /** Moderation: who acted, why, until when (ms since epoch), on which message. */
+    by: z.string().optional(),
+    reason: z.string().optional(),
+    until: z.number().nullable().optional(),
+    messageId: z.string().optional(),
+  }),
+  /** A message changed (edit): the whole message as it now is. */
+  z.object({ type: z.literal("message_updated"), message: z.union([RoomMessage, DmMessage]) }),
+  z.object({
+    type: z.literal("message_deleted"),
+    messageId: z.string(),
+    seq: z.number().int(),
+    deletedBy: z.string(),
+    roomId: z.string().optional(),
+    conversationId: z.string().optional(),
+    rev: z.number().int().optional(),
+  }),
+  z.object({
+    type: z.literal("reaction"),
+    messageId: z.string(),
+    emoji: z.string(),
+    userId: z.string(),
+    on: z.boolean(),
+    /** The emoji's count on the message after this change. */
+    count: z.number().int(),
+    roomId: z.string().optional(),
+    conversationId: z.string().optional(),
+    rev: z.number().int().optional(),
+  }),
+  /** On the inbox of a user mentioned in a room they are not in. */
+  z.object({
+    type: z.literal("mention"),
+    roomId: z.string(),
+    roomName: z.string(),
+    messageId: z.string(),
+    seq: z.number().int(),
+    from: z.string(),
+    fromName: z.string(),
+    preview: z.string(),
     at: z.number(),
   }),
   z.object({ type: z.literal("dm"), message: DmMessage }),
@@ -209,6 +340,8 @@ const ServerFrame = z.discriminatedUnion("type", [
     code: WsErrorCode,
     message: z.string(),
     retryAfterMs: z.number().int().optional(),
+    /** With `muted` and `banned`: when it ends (ms since epoch); null when it does not. */
+    until: z.number().nullable().optional(),
   }),
   z.object({ type: z.literal("pong"), id: RequestId }),
   z.object({

@@ -2,7 +2,7 @@
 // The wire types of the server, spelled out so the SDK's declarations need no zod.
 
 /** `WsErrorCode` of src/protocol.ts. */
-export type WsErrorCode = "bad_request" | "too_large" | "forbidden" | "blocked" | "not_found" | "rate_limited" | "internal";
+export type WsErrorCode = "bad_request" | "too_large" | "forbidden" | "blocked" | "not_found" | "rate_limited" | "internal" | "banned" | "muted" | "slow_mode" | "frozen" | "filtered";
 
 /** `Status` of src/protocol.ts. */
 export type Status = "online" | "away" | "dnd" | "offline";
@@ -35,6 +35,14 @@ export type RoomMessage = {
       size: number;
   }[] | undefined;
   replyTo?: string | undefined;
+  replyCount?: number | undefined;
+  editedAt?: number | undefined;
+  deleted?: true | undefined;
+  deletedBy?: string | undefined;
+  reactions?: Record<string, number> | undefined;
+  myReactions?: string[] | undefined;
+  mentions?: string[] | undefined;
+  rev?: number | undefined;
 };
 
 /** `DmMessage` of src/protocol.ts. */
@@ -53,6 +61,13 @@ export type DmMessage = {
       contentType: string;
       size: number;
   }[] | undefined;
+  editedAt?: number | undefined;
+  deleted?: true | undefined;
+  deletedBy?: string | undefined;
+  reactions?: Record<string, number> | undefined;
+  myReactions?: string[] | undefined;
+  mentions?: string[] | undefined;
+  rev?: number | undefined;
 };
 
 /** `ClientMessage` of src/protocol.ts. */
@@ -63,6 +78,7 @@ export type ClientFrame = {
   text?: string | undefined;
   mediaIds?: string[] | undefined;
   replyTo?: string | undefined;
+  mentions?: string[] | undefined;
 } | {
   type: "send_dm";
   to: string;
@@ -74,6 +90,7 @@ export type ClientFrame = {
   type: "join_room";
   id?: string | number | undefined;
   since?: number | undefined;
+  sinceRev?: number | undefined;
 } | {
   type: "leave_room";
   id?: string | number | undefined;
@@ -84,9 +101,28 @@ export type ClientFrame = {
   conversationId?: string | undefined;
 } | {
   type: "mark_read";
-  conversationId: string;
   seq: number;
   id?: string | number | undefined;
+  conversationId?: string | undefined;
+} | {
+  type: "edit_message";
+  messageId: string;
+  text: string;
+  id?: string | number | undefined;
+  conversationId?: string | undefined;
+  mentions?: string[] | undefined;
+} | {
+  type: "delete_message";
+  messageId: string;
+  id?: string | number | undefined;
+  conversationId?: string | undefined;
+} | {
+  type: "react";
+  messageId: string;
+  emoji: string;
+  on: boolean;
+  id?: string | number | undefined;
+  conversationId?: string | undefined;
 } | {
   type: "presence";
   id?: string | number | undefined;
@@ -103,6 +139,7 @@ export type ClientFrame = {
   type: "sync";
   since: Record<string, number>;
   id?: string | number | undefined;
+  sinceRev?: number | undefined;
 } | {
   type: "ping";
   id?: string | number | undefined;
@@ -132,10 +169,55 @@ export type ServerFrame = {
           size: number;
       }[] | undefined;
       replyTo?: string | undefined;
+      replyCount?: number | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
   }[];
   lastSeq: number;
   replayTruncated?: true | undefined;
   nextSince?: number | undefined;
+  lastRev?: number | undefined;
+  changesTruncated?: true | undefined;
+  pinned?: {
+      id: string;
+      roomId: string;
+      seq: number;
+      userId: string;
+      userName: string;
+      clientMsgId: string;
+      createdAt: number;
+      text?: string | undefined;
+      media?: {
+          id: string;
+          url: string;
+          contentType: string;
+          size: number;
+      }[] | undefined;
+      replyTo?: string | undefined;
+      replyCount?: number | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
+  }[] | undefined;
+  roles?: {
+      owner: string | null;
+      moderators: string[];
+      you: "owner" | "moderator" | "member" | "admin";
+  } | undefined;
+  settings?: {
+      visibility: "public" | "private";
+      slowModeSec: number;
+      frozen: boolean;
+  } | undefined;
 } | {
   type: "message";
   message: {
@@ -154,13 +236,102 @@ export type ServerFrame = {
           size: number;
       }[] | undefined;
       replyTo?: string | undefined;
+      replyCount?: number | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
   };
 } | {
   type: "system";
   roomId: string;
-  event: "join" | "leave";
+  event: "settings" | "join" | "leave" | "kick" | "ban" | "unban" | "mute" | "unmute" | "moderator_added" | "moderator_removed" | "member_added" | "member_removed" | "pin" | "unpin" | "room_deleted";
   userId: string;
   name: string;
+  at: number;
+  by?: string | undefined;
+  reason?: string | undefined;
+  until?: number | null | undefined;
+  messageId?: string | undefined;
+} | {
+  type: "message_updated";
+  message: {
+      id: string;
+      roomId: string;
+      seq: number;
+      userId: string;
+      userName: string;
+      clientMsgId: string;
+      createdAt: number;
+      text?: string | undefined;
+      media?: {
+          id: string;
+          url: string;
+          contentType: string;
+          size: number;
+      }[] | undefined;
+      replyTo?: string | undefined;
+      replyCount?: number | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
+  } | {
+      id: string;
+      conversationId: string;
+      seq: number;
+      from: string;
+      to: string;
+      clientMsgId: string;
+      createdAt: number;
+      text?: string | undefined;
+      media?: {
+          id: string;
+          url: string;
+          contentType: string;
+          size: number;
+      }[] | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
+  };
+} | {
+  type: "message_deleted";
+  messageId: string;
+  seq: number;
+  deletedBy: string;
+  roomId?: string | undefined;
+  conversationId?: string | undefined;
+  rev?: number | undefined;
+} | {
+  type: "reaction";
+  messageId: string;
+  emoji: string;
+  userId: string;
+  on: boolean;
+  count: number;
+  roomId?: string | undefined;
+  conversationId?: string | undefined;
+  rev?: number | undefined;
+} | {
+  type: "mention";
+  roomId: string;
+  roomName: string;
+  messageId: string;
+  seq: number;
+  from: string;
+  fromName: string;
+  preview: string;
   at: number;
 } | {
   type: "dm";
@@ -179,6 +350,13 @@ export type ServerFrame = {
           contentType: string;
           size: number;
       }[] | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
   };
 } | {
   type: "notification";
@@ -223,6 +401,14 @@ export type ServerFrame = {
           size: number;
       }[] | undefined;
       replyTo?: string | undefined;
+      replyCount?: number | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
   } | {
       id: string;
       conversationId: string;
@@ -238,15 +424,23 @@ export type ServerFrame = {
           contentType: string;
           size: number;
       }[] | undefined;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
   } | undefined;
   duplicate?: boolean | undefined;
   more?: true | undefined;
 } | {
   type: "error";
-  code: "bad_request" | "too_large" | "forbidden" | "blocked" | "not_found" | "rate_limited" | "internal";
+  code: "bad_request" | "too_large" | "forbidden" | "blocked" | "not_found" | "rate_limited" | "internal" | "banned" | "muted" | "slow_mode" | "frozen" | "filtered";
   message: string;
   id?: string | number | undefined;
   retryAfterMs?: number | undefined;
+  until?: number | null | undefined;
 } | {
   type: "pong";
   id?: string | number | undefined;

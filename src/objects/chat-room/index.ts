@@ -256,8 +256,13 @@ export class ChatRoom extends DurableObject<Env> {
         // A ping with an `id` is not the exact auto-response frame, so it reaches the object.
         this.host.send(ws, { type: "pong", id: msg.id });
         return;
-      case "send_dm":
       case "mark_read":
+      case "edit_message":
+      case "delete_message":
+      case "react":
+        // PLACEHOLDER (base for issue 14): replaced by the lifecycle handlers.
+        return this.host.sendError(ws, msg.id, "bad_request", `\`${msg.type}\` is not supported yet.`);
+      case "send_dm":
       case "presence":
       case "subscribe_presence":
       case "unsubscribe_presence":

@@ -117,6 +117,7 @@ export class InboxDms {
   }
 
   async onMarkRead(ws: WebSocket, s: InboxSession, msg: Extract<ClientMessage, { type: "mark_read" }>): Promise<void> {
+    if (msg.conversationId === undefined) throw new FrameError("bad_request", "conversationId: required on the inbox socket");
     const conv = this.c.store.conversation(msg.conversationId);
     if (!conv) throw new FrameError("not_found", "conversation not found");
     const next = nextReadSeq(conv.read_seq, msg.seq, conv.last_seq);

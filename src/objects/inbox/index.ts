@@ -303,6 +303,11 @@ export class Inbox extends DurableObject<Env> {
         // A ping with extra fields (e.g. an id) is not the auto-answered frame: answer it here.
         this.host.send(ws, { type: "pong", id: msg.id });
         return;
+      case "edit_message":
+      case "delete_message":
+      case "react":
+        // PLACEHOLDER (base for issue 14): replaced by the lifecycle handlers.
+        throw new FrameError("bad_request", `${msg.type} is not supported yet`);
       case "join_room":
       case "leave_room":
       case "send_room_message":
