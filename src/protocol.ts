@@ -333,6 +333,8 @@ const ServerFrame = z.discriminatedUnion("type", [
     duplicate: z.boolean().optional(),
     /** On a `sync` ack: the replay stopped at its row budget; sync again from the new positions. */
     more: z.literal(true).optional(),
+    /** On a `sync` ack: the change position this answer covers; send it back as the next `sync`'s `sinceRev`. */
+    lastRev: z.number().int().optional(),
   }),
   z.object({
     type: z.literal("error"),

@@ -434,6 +434,7 @@ export type ServerFrame = {
   } | undefined;
   duplicate?: boolean | undefined;
   more?: true | undefined;
+  lastRev?: number | undefined;
 } | {
   type: "error";
   code: "bad_request" | "too_large" | "forbidden" | "blocked" | "not_found" | "rate_limited" | "internal" | "banned" | "muted" | "slow_mode" | "frozen" | "filtered";

@@ -13,6 +13,8 @@ import { CONVERSATION_CURSOR_RE, UserId } from "../ids";
 import { logError } from "../log";
 import { DmMessage, PAGE_MAX } from "../protocol";
 import { rateLimit } from "../rate-limits";
+import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
+import { ftsQuery, parseSearchKey, SEARCH_QUERY_MAX } from "../objects/inbox/search";
 
 const DmMessageSchema = DmMessage.openapi("DmMessage");
 
@@ -121,6 +123,47 @@ dms.openapi(
     const res = await inboxStub(c.env, user.id).openConversation(userId);
     if (!res.ok) throw new ApiError({ code: res.code, message: res.message });
     return res.created ? c.json(res.conversation, 201) : c.json(res.conversation, 200);
+  },
+);
+
+dms.openapi(
+  createRoute({
+    method: "get",
+    path: "/dms/search",
+    tags: ["dms"],
+    summary: "Full-text search over the caller's DMs, best match first (deleted messages never match; an edit matches by its new text)",
+    security: bearerSecurity,
+    middleware: [rateLimit("search")] as const,
+    request: {
+      query: z.object({
+        q: z
+          .string()
+          .min(1)
+          .max(SEARCH_QUERY_MAX)
+          .openapi({ description: "Words to find, all of them; the last also as a prefix" }),
+        conversationId: z.string().min(1).max(128).optional().openapi({ description: "Only in this conversation (404 unless it is yours)" }),
+        ...pageQuery(20, 50),
+      }),
+    },
+    responses: {
+      200: {
+        description: "Matching messages (the caller's copies), best first; `nextCursor` continues, null on the last page",
+        content: { "application/json": { schema: pageSchema("messages", DmMessageSchema) } },
+      },
+      ...errorResponses(400, 401, 404, 429),
+    },
+  }),
+  async (c) => {
+    const user = c.get("user");
+    const { q, conversationId, limit, cursor } = c.req.valid("query");
+    const match = ftsQuery(q);
+    if (match === null) throw new ApiError({ code: "bad_request", message: "q: nothing to search for (no letter or digit)" });
+    const key = cursorKey(cursor, (k) => parseSearchKey(k) !== null);
+    const hits = await inboxStub(c.env, user.id).searchMessages(match, limit, key === null ? null : parseSearchKey(key), conversationId);
+    // Not 403: an id of someone else's conversation must reveal nothing, not even that it exists.
+    if (!hits) throw new ApiError({ code: "not_found", message: "conversation not found" });
+    const page = takePage(hits, limit, (h) => h.key);
+    return c.json({ messages: page.items.map((h) => h.message), nextCursor: page.nextCursor }, 200);
   },
 );
 

@@ -80,7 +80,8 @@ describe("schema versions", () => {
     await runInDurableObject(stub, (_i: Inbox, state) => {
       const sql = state.storage.sql;
       // Back to exactly what a545d76 wrote: its tables, its rows, no version.
-      for (const t of tables(sql)) sql.exec(`DROP TABLE ${t}`);
+      // IF EXISTS: dropping the full-text table (version 4) drops its shadow tables with it.
+      for (const t of tables(sql)) sql.exec(`DROP TABLE IF EXISTS ${t}`);
       sql.exec(`
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE conversations (id TEXT PRIMARY KEY, peer_id TEXT NOT NULL UNIQUE, peer_name TEXT NOT NULL,
@@ -131,7 +132,25 @@ describe("schema versions", () => {
       };
     });
     expect(upgraded.version).toBe(INBOX_MIGRATIONS.at(-1)?.version);
-    expect(upgraded.tables).toEqual(["blocks", "conversations", "messages", "meta", "rate_buckets", "schema_version", "subscribers", "subscriptions"]);
+    expect(upgraded.tables).toEqual([
+      "blocks",
+      "conversations",
+      "messages",
+      "messages_fts",
+      "messages_fts_config",
+      "messages_fts_data",
+      "messages_fts_docsize",
+      "messages_fts_idx",
+      "meta",
+      "outbox",
+      "rate_buckets",
+      "schema_version",
+      "subscribers",
+      "subscriptions",
+    ]);
+    // Messages stored before full-text search existed are found (the index was rebuilt), in their new shape.
+    const found = (await (await api(user, "/api/chat/dms/search?q=hello")).json()) as { messages: { id: string; text: string }[] };
+    expect(found.messages.map((m) => [m.id, m.text])).toEqual([["m1", "hello"]]);
     // The stored owner is gone (the name is the object's); the status is kept.
     expect(upgraded.meta).toEqual([{ key: "status", value: JSON.stringify({ chosen: "dnd", lastSeen: 5 }) }]);
     expect(upgraded.subscriptions).toEqual([{ user_id: peer, auto: 1, status: "offline", last_seen: 7 }]);

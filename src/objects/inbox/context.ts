@@ -1,8 +1,9 @@
 /**
  * What the Inbox's parts share: the wire types and constants of the inbox, and the context each part
  * is given (the object's state, its socket host, its store and the other parts). The parts are the
- * Inbox's concerns, one file each: `dms.ts` (conversations and messages), `status.ts` (the user's
- * status and subscriptions), `blocks.ts`, `push.ts`; `store.ts` owns the storage; `index.ts` is the
+ * Inbox's concerns, one file each: `dms.ts` (conversations and messages), `lifecycle.ts` (edits,
+ * deletions, reactions and the outbox to the peer), `search.ts`, `status.ts` (the user's status and
+ * subscriptions), `blocks.ts`, `push.ts`; `store.ts` owns the storage; `index.ts` is the
  * Durable Object itself, a thin dispatcher.
  */
 import type { DmMessage, MediaDescriptor, ServerMessage } from "../../protocol";
@@ -11,7 +12,9 @@ import type { SocketHost } from "../socket-host";
 import type { StatusView } from "../status";
 import type { InboxBlocks } from "./blocks";
 import type { InboxDms } from "./dms";
+import type { InboxLifecycle } from "./lifecycle";
 import type { InboxPush } from "./push";
+import type { InboxSearch } from "./search";
 import type { InboxStatus } from "./status";
 import type { InboxStore } from "./store";
 
@@ -24,6 +27,12 @@ export interface InboxSession extends BaseSession {
    * opened: messages of conversations the `sync` does not name that arrived after it are in its answer.
    */
   holdFrom?: number;
+  /**
+   * With `holdFrom`: the inbox's `rev` when the socket opened. Lifecycle frames (`message_updated`,
+   * `message_deleted`, `reaction`) are held too, and a `sync` without `sinceRev` replays the changes
+   * after this one, so none made during the hold is lost.
+   */
+  holdRev?: number;
 }
 
 /** The query parameter of the inbox socket that holds live `dm` frames until the socket's `sync` (see `InboxSession.holdFrom`). */
@@ -117,6 +126,8 @@ export interface InboxContext {
   status: InboxStatus;
   blocks: InboxBlocks;
   push: InboxPush;
+  lifecycle: InboxLifecycle;
+  search: InboxSearch;
   /** Sends a frame to every open socket but `except`; returns how many got it. */
   broadcast(frame: ServerMessage, except?: WebSocket): number;
   /** The user's open sockets, optionally leaving one out. */

@@ -14,12 +14,18 @@ import { inboxStub } from "../stubs";
 import { CONVERSATION_CURSOR_RE } from "../../ids";
 import type { ConversationSummary, IncomingDm, InboxContext, InboxSession, OpenResult, ReceiveResult } from "./context";
 import { BATCH_MAX, SYNC_ROWS_MAX } from "./context";
+import { deletedFrame } from "./lifecycle";
 import { type ConversationRow, type MessageRow, rowToMessage } from "./store";
 
 /** Reads a conversation-list cursor (`<lastAt>.<id>`); null when absent or malformed. */
 export function parseListCursor(cursor: string | undefined): { lastAt: number; id: string } | null {
   const m = cursor === undefined ? null : CONVERSATION_CURSOR_RE.exec(cursor);
   return m ? { lastAt: Number(m[1]), id: m[2] } : null;
+}
+
+/** A replayed change: the message as it now is, or its deletion. */
+function changeFrame(r: MessageRow): ServerFrameMessage {
+  return r.deleted_by !== null ? deletedFrame(rowToMessage(r)) : { type: "message_updated", message: rowToMessage(r) };
 }
 
 /** The user's conversations and their messages. */
@@ -99,7 +105,7 @@ export class InboxDms {
       this.c.store.upsertConversation(conversationId, msg.to, peerName ?? msg.to, now);
       const conv = this.c.store.conversation(conversationId)!;
       const seq = conv.last_seq + 1;
-      this.c.store.insertMessage({ ...theirs, conversationId, seq, from: s.userId, to: msg.to, clientMsgId: msg.clientMsgId });
+      this.c.store.insertMessage({ ...theirs, conversationId, seq, from: s.userId, to: msg.to, clientMsgId: msg.clientMsgId }, this.c.store.nextRev());
       // Writing in a conversation means having read it.
       this.c.sql.exec(
         "UPDATE conversations SET last_seq = ?, read_seq = ?, unread = 0, last_at = ? WHERE id = ?",
@@ -110,7 +116,8 @@ export class InboxDms {
       );
       if (subscribed) this.c.status.addSubscription(msg.to, true, now);
       if (res.subscribedBack) this.c.store.addSubscriberRow(msg.to, now);
-      return { message: { ...theirs, seq }, fresh: true };
+      // This copy as stored: this inbox's seq and rev (the recipient's copy carries its own).
+      return { message: rowToMessage(this.c.store.messageById(conversationId, theirs.id)!), fresh: true };
     });
     if (subscribed && res.peerView) this.c.status.notePeerStatus(msg.to, res.peerView);
     return { ok: true, message: stored.message, duplicate: res.duplicate, fresh: stored.fresh };
@@ -124,7 +131,7 @@ export class InboxDms {
     if (next !== null) {
       this.c.sql.exec(
         `UPDATE conversations SET read_seq = ?,
-           unread = (SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND from_id = ? AND seq > ?)
+           unread = (SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND from_id = ? AND seq > ? AND deleted_by IS NULL)
          WHERE id = ?`,
         next,
         conv.id,
@@ -161,27 +168,58 @@ export class InboxDms {
 
   onSync(ws: WebSocket, session: InboxSession, msg: Extract<ClientMessage, { type: "sync" }>): void {
     // Synchronous from the first read to the last send, and to the end of the hold: no live message
-    // can slip in between. At most SYNC_ROWS_MAX messages over all conversations; one row more is
-    // read to know if more remain.
-    const frames: ServerFrameMessage[] = [];
+    // or change can slip in between. At most SYNC_ROWS_MAX rows over all conversations; one row more
+    // is read to know if more remain.
     let budget = SYNC_ROWS_MAX;
     let more = false;
-    for (const [conversationId, since] of Object.entries(msg.since)) {
-      const rows = this.c.sql
+    // The answer covers every change up to here, unless the changes are cut short below.
+    let lastRev = this.c.store.currentRev();
+    // Changes to messages the client holds (at or before its `since`) after `sinceRev`; on a held
+    // socket without `sinceRev`, those made since it opened (never sent live to it).
+    const fromRev = msg.sinceRev ?? session.holdRev;
+    const changeFrames: ServerFrameMessage[] = [];
+    if (fromRev !== undefined && Object.keys(msg.since).length > 0) {
+      const changed = this.c.sql
         .exec<MessageRow>(
-          "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
-          conversationId,
-          since,
+          // CROSS JOIN keeps messages the outer loop, read by the rev index: the cost follows the
+          // changes since `fromRev`, never the size of the conversations named.
+          `SELECT m.* FROM messages AS m CROSS JOIN json_each(?) AS j
+           WHERE m.rev > ? AND j.key = m.conversation_id AND m.seq <= j.value ORDER BY m.rev ASC LIMIT ?`,
+          JSON.stringify(msg.since),
+          fromRev,
           budget + 1,
         )
         .toArray();
-      if (rows.length > budget) {
+      if (changed.length > budget) {
+        // In rev order, so the next sync continues exactly after the last one sent. The new messages
+        // wait for a sync whose changes all fit: a message sent as new is in its current state, and
+        // no later sync replays it as a change it already has.
         more = true;
-        rows.length = budget;
+        changed.length = budget;
+        lastRev = changed[changed.length - 1].rev;
       }
-      for (const r of rows) frames.push({ type: "dm", message: rowToMessage(r) });
-      budget -= rows.length;
-      if (more) break;
+      for (const r of changed) changeFrames.push(changeFrame(r));
+      budget -= changed.length;
+    }
+    const frames: ServerFrameMessage[] = [];
+    if (!more) {
+      for (const [conversationId, since] of Object.entries(msg.since)) {
+        const rows = this.c.sql
+          .exec<MessageRow>(
+            "SELECT * FROM messages WHERE conversation_id = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+            conversationId,
+            since,
+            budget + 1,
+          )
+          .toArray();
+        if (rows.length > budget) {
+          more = true;
+          rows.length = budget;
+        }
+        for (const r of rows) frames.push({ type: "dm", message: rowToMessage(r) });
+        budget -= rows.length;
+        if (more) break;
+      }
     }
     if (!more && session.holdFrom !== undefined) {
       // Held since the open: messages of conversations the sync does not name (a new peer's first
@@ -193,16 +231,24 @@ export class InboxDms {
       }
       for (const r of held) frames.push({ type: "dm", message: rowToMessage(r) });
     }
+    // New messages first, then the changes to older ones.
+    frames.push(...changeFrames);
     for (let i = 0; i < frames.length; i += BATCH_MAX) {
       this.c.host.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
     }
     // Answered in full: the socket is live from here. Cut short, it stays held until the client's next
     // sync (from its new positions) is answered in full, so live frames never overtake the replay.
-    if (!more && session.holdFrom !== undefined) {
-      delete session.holdFrom;
+    if (session.holdFrom !== undefined) {
+      if (!more) {
+        delete session.holdFrom;
+        delete session.holdRev;
+      } else if (msg.sinceRev === undefined) {
+        // A client that does not send `sinceRev` still continues after what this answer covered.
+        session.holdRev = lastRev;
+      }
       setSession(ws, session);
     }
-    this.c.host.send(ws, { type: "ack", id: msg.id, more: more || undefined });
+    this.c.host.send(ws, { type: "ack", id: msg.id, more: more || undefined, lastRev });
   }
 
   /** Up to `limit` messages stored after rowid `after` outside the conversations in `named`, oldest first. */
@@ -249,7 +295,8 @@ export class InboxDms {
       this.c.store.upsertConversation(dm.conversationId, dm.from, dm.fromName, now);
       const conv = this.c.store.conversation(dm.conversationId)!;
       const seq = conv.last_seq + 1;
-      this.c.store.insertMessage({ ...dm, seq });
+      const rev = this.c.store.nextRev();
+      this.c.store.insertMessage({ ...dm, seq }, rev);
       this.c.sql.exec(
         "UPDATE conversations SET last_seq = ?, unread = unread + 1, last_at = ?, peer_name = ? WHERE id = ?",
         seq,
@@ -266,6 +313,7 @@ export class InboxDms {
         from: dm.from,
         to: dm.to,
         clientMsgId: dm.clientMsgId,
+        rev,
         createdAt: dm.createdAt,
       };
       if (dm.text !== undefined) m.text = dm.text;

@@ -34,7 +34,9 @@ import {
   SYNC_PARAM,
 } from "./context";
 import { InboxDms } from "./dms";
+import { InboxLifecycle, type PeerChange, type PeerChangeResult } from "./lifecycle";
 import { InboxPush } from "./push";
+import { InboxSearch, type SearchPosition } from "./search";
 import { InboxStatus } from "./status";
 import { INBOX_MIGRATIONS } from "./schema";
 import { InboxStore } from "./store";
@@ -52,6 +54,9 @@ export {
   SYNC_ROWS_MAX,
 } from "./context";
 export { parseListCursor } from "./dms";
+
+/** Frames a socket held for its `sync` does not get live: the `sync` answer reads them from storage. */
+const HELD_TYPES: ReadonlySet<ServerMessage["type"]> = new Set(["dm", "message_updated", "message_deleted", "reaction"]);
 
 /** One user's inbox: their sockets, DM conversations, unread counts, blocks and status. */
 export class Inbox extends DurableObject<Env> {
@@ -97,6 +102,8 @@ export class Inbox extends DurableObject<Env> {
     c.status = new InboxStatus(c);
     c.blocks = new InboxBlocks(c);
     c.push = new InboxPush(c);
+    c.lifecycle = new InboxLifecycle(c);
+    c.search = new InboxSearch(c);
     this.c = c;
     const now = Date.now();
     const { closing } = this.host.wake(now);
@@ -118,6 +125,11 @@ export class Inbox extends DurableObject<Env> {
   /** The peer read up to `messageId`. */
   async peerRead(conversationId: string, readerId: string, messageId: string): Promise<void> {
     return this.c.dms.peerRead(conversationId, readerId, messageId);
+  }
+
+  /** The peer edited or deleted its message, or reacted: applied to this copy, idempotently (see `InboxLifecycle.peerChange`). */
+  async peerChange(fromId: string, change: PeerChange): Promise<PeerChangeResult> {
+    return this.c.lifecycle.peerChange(fromId, change);
   }
 
   /** The peer started or stopped typing. */
@@ -167,6 +179,16 @@ export class Inbox extends DurableObject<Env> {
     return this.c.dms.history(conversationId, before, limit);
   }
 
+  /** Full-text search over the user's DMs (see `InboxSearch.search`); null when `conversationId` is not theirs. */
+  async searchMessages(
+    match: string,
+    limit: number,
+    after: SearchPosition | null,
+    conversationId?: string,
+  ): Promise<{ message: DmMessage; key: string }[] | null> {
+    return this.c.search.search(match, limit, after, conversationId);
+  }
+
   /** Up to `limit` entries of the user's block list after `after`, newest first. */
   async listBlocks(limit: number, after?: BlockPosition): Promise<{ userId: string; createdAt: number }[]> {
     return this.c.blocks.listBlocks(limit, after);
@@ -211,7 +233,7 @@ export class Inbox extends DurableObject<Env> {
       const resume = new URL(request.url).searchParams.get(SYNC_PARAM) === "1";
       const { response, hosted } = this.host.accept(who.userId, who.name, open, who.protocol, (base) =>
         // Everything stored above this rowid arrived after the open.
-        resume ? { ...base, holdFrom: this.c.store.lastRowid() } : base,
+        resume ? { ...base, holdFrom: this.c.store.lastRowid(), holdRev: this.c.store.currentRev() } : base,
       );
       if (!hosted) return response;
       const server = hosted.ws;
@@ -269,7 +291,10 @@ export class Inbox extends DurableObject<Env> {
       // Also covers sockets that vanished without a close event (e.g. dropped with the object):
       // wentOffline acts only on the first call after the user was online.
       if (this.openSockets().length === 0) await this.c.status.wentOffline(now);
-      const nextAt = closing > 0 ? Math.min(plan.nextAt ?? Infinity, now + timeout) : plan.nextAt;
+      // Changes not yet mirrored to a peer's copy (lifecycle.ts): retried here, with backoff.
+      const outboxAt = await this.c.lifecycle.drainDue(now);
+      let nextAt = closing > 0 ? Math.min(plan.nextAt ?? Infinity, now + timeout) : plan.nextAt;
+      if (outboxAt !== null) nextAt = Math.min(nextAt ?? Infinity, outboxAt);
       if (nextAt !== null) await this.ctx.storage.setAlarm(Math.max(nextAt, now + SWEEP_MIN_INTERVAL_MS));
     } catch (err) {
       this.host.log("alarm", err);
@@ -304,10 +329,11 @@ export class Inbox extends DurableObject<Env> {
         this.host.send(ws, { type: "pong", id: msg.id });
         return;
       case "edit_message":
+        return this.c.lifecycle.onEdit(ws, msg);
       case "delete_message":
+        return this.c.lifecycle.onDelete(ws, msg);
       case "react":
-        // PLACEHOLDER (base for issue 14): replaced by the lifecycle handlers.
-        throw new FrameError("bad_request", `${msg.type} is not supported yet`);
+        return this.c.lifecycle.onReact(ws, msg);
       case "join_room":
       case "leave_room":
       case "send_room_message":
@@ -352,11 +378,12 @@ export class Inbox extends DurableObject<Env> {
 
   /**
    * Sends a frame to every open socket but `except`; returns how many got it. A socket held for its
-   * `sync` gets no `dm` frame (its sync reads the message from storage) but counts as reached.
+   * `sync` gets no `dm` or lifecycle frame (its sync reads the messages and their changes from
+   * storage) but counts as reached.
    */
   private broadcast(frame: ServerMessage, except?: WebSocket): number {
     const data = JSON.stringify(frame);
-    const holdable = frame.type === "dm";
+    const holdable = HELD_TYPES.has(frame.type);
     let n = 0;
     for (const { ws, session } of this.liveSockets(except)) {
       if (holdable && session.holdFrom !== undefined) {

@@ -62,4 +62,46 @@ export const INBOX_MIGRATIONS: readonly Migration[] = [
       sql.exec("DELETE FROM meta WHERE key = 'owner'");
     },
   },
+  {
+    version: 4,
+    name: "message lifecycle: edits, tombstones, reactions, the change counter (rev), the outbox to the peer, full-text search",
+    up(sql) {
+      sql.exec(`
+        ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+        ALTER TABLE messages ADD COLUMN deleted_by TEXT;
+        ALTER TABLE messages ADD COLUMN reactions TEXT;
+        ALTER TABLE messages ADD COLUMN my_reactions TEXT;
+        ALTER TABLE messages ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX IF NOT EXISTS messages_rev ON messages (rev);
+        CREATE TABLE IF NOT EXISTS outbox (
+          -- Without AUTOINCREMENT: a new entry always gets an id above every waiting one, which is all the order needs.
+          id INTEGER PRIMARY KEY,
+          peer_id TEXT NOT NULL,
+          conversation_id TEXT NOT NULL,
+          body TEXT NOT NULL,
+          attempts INTEGER NOT NULL DEFAULT 0,
+          next_at INTEGER NOT NULL,
+          created_at INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, id);
+        CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5(
+          text,
+          content = 'messages',
+          content_rowid = 'rowid',
+          tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages WHEN new.text IS NOT NULL BEGIN
+          INSERT INTO messages_fts (rowid, text) VALUES (new.rowid, new.text);
+        END;
+        CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE OF text ON messages BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.rowid, old.text WHERE old.text IS NOT NULL;
+          INSERT INTO messages_fts (rowid, text) SELECT new.rowid, new.text WHERE new.text IS NOT NULL;
+        END;
+        CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages WHEN old.text IS NOT NULL BEGIN
+          INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.rowid, old.text);
+        END;
+        INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+      `);
+    },
+  },
 ];

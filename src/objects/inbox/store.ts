@@ -27,6 +27,16 @@ export type MessageRow = {
   text: string | null;
   media: string | null;
   created_at: number;
+  /** Set once edited (the author's time of the latest edit). */
+  edited_at: number | null;
+  /** Set on a tombstone: who deleted it (text, media and reactions are gone). */
+  deleted_by: string | null;
+  /** Reaction counts, JSON `{ emoji: count }` in the order first reacted; null when none. */
+  reactions: string | null;
+  /** The owner's own reactions, JSON `[emoji]`; null when none. With two participants, counts and these determine the peer's. */
+  my_reactions: string | null;
+  /** The inbox's change counter when this message last changed (created, edited, deleted, reacted to). */
+  rev: number;
 };
 
 /** A stored message row as a `DmMessage`. */
@@ -42,6 +52,14 @@ export function rowToMessage(r: MessageRow): DmMessage {
   };
   if (r.text !== null) m.text = r.text;
   if (r.media !== null) m.media = JSON.parse(r.media) as MediaDescriptor[];
+  if (r.edited_at !== null) m.editedAt = r.edited_at;
+  if (r.deleted_by !== null) {
+    m.deleted = true;
+    m.deletedBy = r.deleted_by;
+  }
+  if (r.reactions !== null) m.reactions = JSON.parse(r.reactions) as Record<string, number>;
+  if (r.my_reactions !== null) m.myReactions = JSON.parse(r.my_reactions) as string[];
+  if (r.rev > 0) m.rev = r.rev;
   return m;
 }
 
@@ -101,11 +119,28 @@ export class InboxStore {
     };
   }
 
-  /** Stores one copy of a DM (the sender's or the recipient's: the same row shape). */
-  insertMessage(m: DmMessage): void {
+  /** A message of a conversation by its id (the id both copies share); null when this copy has none. */
+  messageById(conversationId: string, id: string): MessageRow | null {
+    return this.sql.exec<MessageRow>("SELECT * FROM messages WHERE conversation_id = ? AND id = ?", conversationId, id).toArray()[0] ?? null;
+  }
+
+  /** The inbox's latest change position (0 before the first change). */
+  currentRev(): number {
+    return Number(this.meta("rev") ?? 0);
+  }
+
+  /** Takes the next change position. Call inside the transaction that stores the change. */
+  nextRev(): number {
+    const rev = this.currentRev() + 1;
+    this.setMeta("rev", String(rev));
+    return rev;
+  }
+
+  /** Stores one copy of a DM (the sender's or the recipient's: the same row shape), at change position `rev`. */
+  insertMessage(m: DmMessage, rev: number): void {
     this.sql.exec(
-      `INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, media, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, media, created_at, rev)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       m.conversationId,
       m.seq,
       m.id,
@@ -115,10 +150,11 @@ export class InboxStore {
       m.text ?? null,
       m.media ? JSON.stringify(m.media) : null,
       m.createdAt,
+      rev,
     );
   }
 
-  /** The highest message rowid: messages are never deleted, so rowids only grow (the hold of a `?sync=1` socket). */
+  /** The highest message rowid: messages are never deleted (a deletion leaves a tombstone), so rowids only grow (the hold of a `?sync=1` socket). */
   lastRowid(): number {
     return this.sql.exec<{ r: number }>("SELECT COALESCE(MAX(rowid), 0) AS r FROM messages").one().r;
   }
