@@ -54,3 +54,19 @@ export async function roundTrip(sock: TestSocket): Promise<void> {
   sock.send({ type: "ping", id });
   await sock.waitFor((m) => m.type === "pong" && m.id === id);
 }
+
+/** Sends any frame with a fresh `id` and waits for its ack or error. */
+export async function request(sock: TestSocket, frame: Record<string, unknown>): Promise<Extract<ServerMessage, { type: "ack" | "error" }>> {
+  const id = crypto.randomUUID();
+  sock.send({ ...frame, id });
+  return sock.waitFor((m) => (m.type === "ack" || m.type === "error") && m.id === id);
+}
+
+/** As `request`, waiting out `rate_limited` refusals (the user's bucket allows 20 at once, then 10/s). */
+export async function requestPaced(sock: TestSocket, frame: Record<string, unknown>): Promise<Extract<ServerMessage, { type: "ack" | "error" }>> {
+  for (;;) {
+    const r = await request(sock, frame);
+    if (r.type !== "error" || r.code !== "rate_limited") return r;
+    await new Promise((res) => setTimeout(res, r.retryAfterMs ?? 100));
+  }
+}
