@@ -127,4 +127,14 @@ describe("REST rate limits", () => {
     await expectRateLimited("presence", refused);
     expect((await api(other, `/api/presence?userIds=${watched}`)).status).toBe(200);
   });
+
+  it("GET /api/chat/dms/search: searches are refused past the limit, per user", async () => {
+    const alice = uid("alice");
+    const other = uid("other");
+    for (const u of [alice, other]) expect((await api(u, "/api/me")).status).toBe(200);
+    const { allowed, refused } = await untilRefused("search", () => api(alice, "/api/chat/dms/search?q=anything"));
+    expect(allowed).toBeGreaterThanOrEqual(limitOf("search"));
+    await expectRateLimited("search", refused);
+    expect((await api(other, "/api/chat/dms/search?q=anything")).status).toBe(200);
+  });
 });
