@@ -6,6 +6,7 @@
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import type { Inbox } from "../../src/objects/inbox";
+import { SYNC_ROWS_MAX } from "../../src/objects/inbox";
 import { inboxStub } from "../../src/objects/stubs";
 import { REACTIONS_DISTINCT_MAX } from "../../src/protocol";
 import type { DmMessage, ServerMessage } from "../../src/protocol";
@@ -485,6 +486,57 @@ describe("DM changes on resume (sync sinceRev)", () => {
     back.close();
     held.close();
     a.close();
+  });
+
+  it(`cuts a long replay of changes at ${SYNC_ROWS_MAX} rows in rev order, new messages waiting, and continues from lastRev, each once`, async () => {
+    const bob = uid("bob");
+    const alice = uid("alice");
+    const conv = "dm_00000000000000000000000000000abc";
+    // Bob's inbox as 1010 messages and then 1005 changes to the first of them (reactions, say) would
+    // leave it, then 3 new messages: written directly, in the shape the inbox writes.
+    await runInDurableObject(inboxStub(env, bob), (_i: Inbox, state) => {
+      const sql = state.storage.sql;
+      sql.exec("INSERT INTO conversations (id, peer_id, peer_name, created_at, last_seq, last_at) VALUES (?, ?, 'Alice', 1, 1013, 1)", conv, alice);
+      for (let seq = 1; seq <= 1013; seq++) {
+        const changed = seq <= 1005;
+        const rev = seq <= 1010 ? (changed ? 1010 + seq : seq) : 2015 + (seq - 1010);
+        sql.exec(
+          "INSERT INTO messages (conversation_id, seq, id, from_id, to_id, client_msg_id, text, created_at, reactions, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          conv,
+          seq,
+          `m${seq}`,
+          alice,
+          bob,
+          `c${seq}`,
+          `message ${seq}`,
+          seq,
+          changed ? JSON.stringify({ "👍": 1 }) : null,
+          rev,
+        );
+      }
+      sql.exec("INSERT INTO meta (key, value) VALUES ('rev', '2018') ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+    });
+    const s = await connectWs(bob, "/api/chat/ws?sync=1");
+    const first = (await request(s, { type: "sync", since: { [conv]: 1010 }, sinceRev: 1010 })) as Frame<"ack">;
+    expect(first).toMatchObject({ more: true, lastRev: 2010 });
+    const one = s.frames.filter((m) => m.type !== "ack");
+    expect(one).toHaveLength(SYNC_ROWS_MAX);
+    expect(one.every((m) => m.type === "message_updated")).toBe(true);
+    const second = (await request(s, { type: "sync", since: { [conv]: 1010 }, sinceRev: first.lastRev })) as Frame<"ack">;
+    expect(second).toMatchObject({ lastRev: 2018 });
+    expect(second).not.toHaveProperty("more");
+    const two = s.frames.slice(one.length + 1).filter((m) => m.type !== "ack");
+    expect(two.map((m) => [m.type, aboutId(m)])).toEqual([
+      ["dm", "m1011"],
+      ["dm", "m1012"],
+      ["dm", "m1013"],
+      ...[1001, 1002, 1003, 1004, 1005].map((n) => ["message_updated", `m${n}`]),
+    ]);
+    // Every changed message once, new ones once.
+    const ids = [...one, ...two].map(aboutId);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(1008);
+    s.close();
   });
 
   it("a held socket whose sync has no sinceRev still gets the changes made during its hold", async () => {
