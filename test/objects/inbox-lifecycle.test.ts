@@ -358,6 +358,12 @@ describe("DM changes: the outbox to the peer's copy", () => {
       const [pending] = await outboxOf(alice);
       expect(JSON.parse(pending.body)).toEqual({ kind: "edit", conversationId: conv, messageId: sent.id, text: "after", editedAt: (ack.message as DmMessage).editedAt });
       expect(await runInDurableObject(inboxStub(env, alice), (_i: Inbox, state) => state.storage.getAlarm())).not.toBeNull();
+      // A second change meanwhile queues behind the first, in order, without using up its attempts.
+      expect(await request(a, { type: "react", conversationId: conv, messageId: sent.id, emoji: "🙂", on: true })).toMatchObject({ type: "ack" });
+      expect((await outboxOf(alice)).map((e) => [JSON.parse(e.body).kind, e.attempts])).toEqual([
+        ["edit", 1],
+        ["react", 0],
+      ]);
       await runInDurableObject(inboxStub(env, bob), (_i: Inbox, state) => state.storage.sql.exec("ALTER TABLE messages_away RENAME TO messages"));
       expect((await copyOf(bob, conv, sent.id)).text).toBe("before");
 
@@ -367,8 +373,10 @@ describe("DM changes: the outbox to the peer's copy", () => {
       while (Date.now() < pending.next_at) await new Promise((r) => setTimeout(r, 50));
       expect(await runDurableObjectAlarm(inboxStub(env, alice))).toBe(true);
       expect(await outboxOf(alice)).toEqual([]);
-      expect(await copyOf(bob, conv, sent.id)).toMatchObject({ text: "after", editedAt: (ack.message as DmMessage).editedAt });
+      expect(await copyOf(bob, conv, sent.id)).toMatchObject({ text: "after", editedAt: (ack.message as DmMessage).editedAt, reactions: { "🙂": 1 } });
       expect(await b.waitFor((m) => m.type === "message_updated")).toMatchObject({ message: { id: sent.id, text: "after" } });
+      expect(await b.waitFor((m) => m.type === "reaction")).toMatchObject({ emoji: "🙂", count: 1 });
+      expect(b.frames.findIndex((m) => m.type === "message_updated")).toBeLessThan(b.frames.findIndex((m) => m.type === "reaction"));
 
       // The same entry delivered again (the peer applied it but its answer was lost): nothing changes.
       const rev = await lastRevOf(bob);

@@ -352,7 +352,9 @@ export class Inbox extends DurableObject<Env> {
   }
 
   private async ensureAlarm(now: number): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) {
+    const at = await this.ctx.storage.getAlarm();
+    // Also when the alarm is set later (an outbox retry in backoff): the sweep must not wait for it.
+    if (at === null || at > now + this.host.cfg.presenceTimeoutMs) {
       await this.ctx.storage.setAlarm(now + this.host.cfg.presenceTimeoutMs);
     }
   }

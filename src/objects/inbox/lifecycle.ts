@@ -226,42 +226,64 @@ export class InboxLifecycle {
    * takes that queue).
    */
   async drain(peerId: string): Promise<void> {
-    await this.c.serialize(`outbox:${peerId}`, async () => {
-      for (;;) {
-        const entry = this.c.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE peer_id = ? ORDER BY id LIMIT 1", peerId).toArray()[0];
-        if (!entry) return;
-        const task = JSON.parse(entry.body) as OutboxTask;
-        let result: PeerChangeResult;
-        try {
-          result = await this.run(peerId, task);
-        } catch (err) {
-          const attempts = entry.attempts + 1;
-          if (attempts >= OUTBOX_ATTEMPTS_MAX) {
-            this.c.host.log(`outbox: ${task.kind} dropped after ${attempts} attempts`, err);
-            this.c.sql.exec("DELETE FROM outbox WHERE id = ?", entry.id);
-            continue;
-          }
-          const nextAt = Date.now() + Math.min(OUTBOX_BACKOFF_MS * 2 ** (attempts - 1), OUTBOX_BACKOFF_MAX_MS);
-          this.c.sql.exec("UPDATE outbox SET attempts = ?, next_at = ? WHERE id = ?", attempts, nextAt, entry.id);
-          this.c.host.log(`outbox: ${task.kind} failed (attempt ${attempts}); retried by the alarm`, err);
-          try {
-            await this.armAlarm(nextAt);
-          } catch (again) {
-            this.c.host.log("outbox: arming the alarm", again);
-          }
-          return;
-        }
-        this.c.sql.exec("DELETE FROM outbox WHERE id = ?", entry.id);
-        if (!result.ok) this.c.host.log(`outbox: ${task.kind} refused by the peer (${result.code}); dropped`, undefined);
-      }
-    });
+    try {
+      await this.c.serialize(`outbox:${peerId}`, () => this.drainNow(peerId));
+    } catch (err) {
+      // Storage failed under the outbox: the entries are still there for the next drain or alarm.
+      this.c.host.log("outbox: drain", err);
+    }
   }
 
-  /** The alarm's part: drains every peer with an entry due; returns when the next entry is due (null: none left). */
+  private async drainNow(peerId: string): Promise<void> {
+    for (;;) {
+      const entry = this.c.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE peer_id = ? ORDER BY id LIMIT 1", peerId).toArray()[0];
+      if (!entry) return;
+      // Backing off after a failure: the alarm retries it when due (new changes queue behind it),
+      // so a burst of changes while the peer is down does not use up its attempts.
+      if (entry.next_at > Date.now()) return this.armAlarm(entry.next_at);
+      const task = JSON.parse(entry.body) as OutboxTask;
+      let result: PeerChangeResult;
+      try {
+        result = await this.run(peerId, task);
+      } catch (err) {
+        const attempts = entry.attempts + 1;
+        if (attempts >= OUTBOX_ATTEMPTS_MAX) {
+          this.c.host.log(`outbox: ${task.kind} dropped after ${attempts} attempts`, err);
+          this.c.sql.exec("DELETE FROM outbox WHERE id = ?", entry.id);
+          continue;
+        }
+        const nextAt = Date.now() + Math.min(OUTBOX_BACKOFF_MS * 2 ** (attempts - 1), OUTBOX_BACKOFF_MAX_MS);
+        this.c.sql.exec("UPDATE outbox SET attempts = ?, next_at = ? WHERE id = ?", attempts, nextAt, entry.id);
+        this.c.host.log(`outbox: ${task.kind} failed (attempt ${attempts}); retried by the alarm`, err);
+        try {
+          await this.armAlarm(nextAt);
+        } catch (again) {
+          this.c.host.log("outbox: arming the alarm", again);
+        }
+        return;
+      }
+      this.c.sql.exec("DELETE FROM outbox WHERE id = ?", entry.id);
+      if (!result.ok) this.c.host.log(`outbox: ${task.kind} refused by the peer (${result.code}); dropped`, undefined);
+    }
+  }
+
+  /**
+   * The alarm's part: drains every peer whose first entry is due; returns when the next first entry
+   * is due (null: the outbox is empty). Only first entries count: the others wait behind them.
+   */
   async drainDue(now: number): Promise<number | null> {
-    const due = this.c.sql.exec<{ peer_id: string }>("SELECT DISTINCT peer_id FROM outbox WHERE next_at <= ?", now).toArray();
-    for (const { peer_id } of due) await this.drain(peer_id);
-    return this.c.sql.exec<{ at: number | null }>("SELECT MIN(next_at) AS at FROM outbox").one().at;
+    for (const head of this.heads()) if (head.next_at <= now) await this.drain(head.peer_id);
+    const left = this.heads().map((h) => h.next_at);
+    return left.length > 0 ? Math.min(...left) : null;
+  }
+
+  /** The first outbox entry of each peer. */
+  private heads(): { peer_id: string; next_at: number }[] {
+    return this.c.sql
+      .exec<{ peer_id: string; next_at: number }>(
+        "SELECT o.peer_id, o.next_at FROM outbox AS o WHERE o.id = (SELECT MIN(id) FROM outbox WHERE peer_id = o.peer_id)",
+      )
+      .toArray();
   }
 
   /** Entries waiting in the outbox (for tests and the report). */
