@@ -552,6 +552,8 @@ describe("DM changes on resume (sync sinceRev)", () => {
     const held = await connectWs(bob, "/api/chat/ws?sync=1");
     await request(a, { type: "edit_message", conversationId: conv, messageId: sent.id, text: "held edit" });
     await vi.waitFor(async () => expect((await copyOf(bob, conv, sent.id)).text).toBe("held edit"));
+    // The hold (and where it started) is in the socket's attachment: it outlives eviction.
+    await evictDurableObject(inboxStub(env, bob));
     const ack = (await request(held, { type: "sync", since: { [conv]: 1 } })) as Frame<"ack">;
     expect(framesOf(held, "message_updated").map((m) => m.message.text)).toEqual(["held edit"]);
     expect(ack.lastRev).toBe(await lastRevOf(bob));

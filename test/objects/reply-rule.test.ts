@@ -89,6 +89,9 @@ describe("the reply rule", () => {
         { type: "join_room" }, // room frame: error
         { type: "no_such_type" },
         { type: "send_dm", to: bob }, // bad field
+        { type: "edit_message", conversationId: "dm_00000000000000000000000000000000", messageId: "m", text: "x" }, // not_found
+        { type: "delete_message", messageId: "m" }, // no conversationId: error
+        { type: "react", conversationId: "dm_00000000000000000000000000000000", messageId: "m", emoji: "👍", on: true }, // not_found
       ],
       () => ({ type: "presence" }),
     );
