@@ -65,3 +65,20 @@ export async function claimMedia(env: Env, ownerId: string, mediaIds: readonly s
     }),
   };
 }
+
+/**
+ * Releases media its scope no longer references (every message carrying it was deleted): unbound,
+ * it is readable by its owner only, and the scheduled sweep (`sweepUnattachedMedia`) removes it once
+ * older than UNATTACHED_TTL_MS, which an upload that was posted nearly always is. Only media still
+ * bound to this scope is touched, so a retry is harmless. Returns how many rows changed.
+ */
+export async function releaseMedia(env: Env, mediaIds: readonly string[], scope: MediaScope): Promise<number> {
+  const ids = [...new Set(mediaIds)];
+  if (ids.length === 0) return 0;
+  const boundId = scope.kind === "room" ? scope.roomId : scope.conversationId;
+  const res = await db(env)
+    .update(media)
+    .set({ boundKind: null, boundId: null, boundPeer: null })
+    .where(and(inArray(media.id, ids), eq(media.boundKind, scope.kind), eq(media.boundId, boundId)));
+  return res.meta.changes;
+}

@@ -34,6 +34,7 @@ import {
   SYNC_PARAM,
 } from "./context";
 import { InboxDms } from "./dms";
+import { InboxMentions, type MentionFrame, type MentionResult } from "./mentions";
 import { InboxPush } from "./push";
 import { InboxStatus } from "./status";
 import { INBOX_MIGRATIONS } from "./schema";
@@ -148,6 +149,11 @@ export class Inbox extends DurableObject<Env> {
   /** True when this user blocks `userId`. */
   async blocks(userId: string): Promise<boolean> {
     return this.c.blocks.blocks(userId);
+  }
+
+  /** A room message mentions this user, who is not in that room (see `mentions.ts`). */
+  async receiveMention(frame: MentionFrame): Promise<MentionResult> {
+    return new InboxMentions(this.c).receiveMention(frame);
   }
 
   // ------------------------------------------------------------------ RPC from the Worker (REST)
