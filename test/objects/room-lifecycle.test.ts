@@ -379,6 +379,21 @@ describe("rooms: search", () => {
     expect((await api("bob", `/api/chat/rooms/${room}/search?q=x&cursor=abc`)).status).toBe(400);
     expect((await api("bob", `/api/chat/rooms/${room}/search?q=${"x".repeat(201)}`)).status).toBe(400);
   });
+
+  it("is rate limited per user (RL_ROOM_SEARCH): 429 with Retry-After, another user unaffected", async () => {
+    const room = await createRoom(uid("search-limit"));
+    const greedy = uid("greedy");
+    let refused: Response | null = null;
+    // The binding's windows are aligned to the clock: 2 × limit + 1 calls always reach a refusal.
+    for (let i = 0; i < 121 && !refused; i++) {
+      const res = await api(greedy, `/api/chat/rooms/${room}/search?q=hello`);
+      if (res.status === 429) refused = res;
+      else expect(res.status).toBe(200);
+    }
+    expect(refused?.headers.get("Retry-After")).toBe("60");
+    expect(((await refused!.json()) as { error: { code: string } }).error.code).toBe("rate_limited");
+    expect((await api(uid("other"), `/api/chat/rooms/${room}/search?q=hello`)).status).toBe(200);
+  });
 });
 
 describe("rooms: resume covers changes", () => {
@@ -478,5 +493,52 @@ describe("rooms: lifecycle frames and the rate limit", () => {
     await new Promise((r) => setTimeout(r, 1200));
     expect((await req(a, { type: "edit_message", messageId: m.id, text: "after the flood" })).type).toBe("ack");
     a.close();
+  });
+});
+
+describe("rooms: storage per message", () => {
+  it("a message with 20 distinct reactions costs a bounded few hundred bytes more than a plain one (measured)", async () => {
+    const room = await createRoom(uid("storage"));
+    const stub = stubOf(room);
+    const a = await joined("alice", room);
+    a.close();
+    const N = 500;
+    const sizes = await runInDurableObject(stub, (inst: ChatRoom, state) => {
+      const sql = state.storage.sql;
+      const size = () => sql.databaseSize;
+      const insert = (from: number) => {
+        for (let seq = from; seq < from + N; seq++) {
+          sql.exec(
+            "INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, created_at, rev) VALUES (?, ?, 'alice', 'Alice', ?, ?, ?, ?)",
+            seq,
+            crypto.randomUUID(),
+            `c${seq}`,
+            `message number ${seq} with some ordinary words in it`,
+            Date.now(),
+            seq,
+          );
+        }
+      };
+      const s0 = size();
+      insert(1);
+      const s1 = size();
+      insert(N + 1);
+      // 20 distinct emoji on each of the second batch, each from a different user, through the real toggle.
+      const reactions = (inst as unknown as { reactions: { toggle(m: RoomMessage, u: string, e: string, on: boolean): unknown } }).reactions;
+      const log = (inst as unknown as { messages: { get(id: string): RoomMessage | null; bySeqs(s: number[]): RoomMessage[] } }).messages;
+      for (let seq = N + 1; seq <= 2 * N; seq++) {
+        for (let k = 0; k < 20; k++) {
+          const m = log.bySeqs([seq])[0];
+          reactions.toggle(m, `user-${k}`, EMOJI[k], true);
+        }
+      }
+      const s2 = size();
+      const row = sql.exec<{ reactions: string }>("SELECT reactions FROM messages WHERE seq = ?", 2 * N).one();
+      return { plain: (s1 - s0) / N, withReactions: (size() - s1) / N, s2, countsJson: row.reactions.length };
+    });
+    console.log(
+      `storage per message: plain ≈ ${Math.round(sizes.plain)} B; with 20 distinct reactions (one user each) ≈ ${Math.round(sizes.withReactions)} B (the counts JSON on the row: ${sizes.countsJson} chars)`,
+    );
+    expect(sizes.withReactions).toBeLessThan(sizes.plain + 4096);
   });
 });
