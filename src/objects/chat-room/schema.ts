@@ -75,6 +75,8 @@ export const ROOM_MIGRATIONS: readonly Migration[] = [
         joined_at INTEGER NOT NULL,
         listed INTEGER NOT NULL DEFAULT 0
       )`);
+      // The alarm looks for unrecorded joins without scanning every reader.
+      sql.exec("CREATE INDEX read_state_unlisted ON read_state (user_id) WHERE listed = 0");
       // Which messages reference which media, so a delete knows what no message references any more.
       sql.exec("CREATE TABLE message_media (media_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (media_id, seq)) WITHOUT ROWID");
       sql.exec(
