@@ -97,14 +97,14 @@ async function search(server) {
   const rand = rng(42);
   // Zipf-ish word choice: a few words are common, most are rare.
   const word = () => WORDS[Math.floor(WORDS.length * rand() ** 3)];
-  const SENDERS = 10;
+  const SENDERS = 4;
   const senders = [];
   for (let i = 0; i < SENDERS; i++) senders.push(await joinRoom(server, `seed${i}`, room));
   const t0 = Date.now();
   const per = Math.ceil(SEARCH_MESSAGES / SENDERS);
   await Promise.all(
     senders.map(async (s, k) => {
-      const WINDOW = 200;
+      const WINDOW = 500;
       for (let i = 0; i < per; i += WINDOW) {
         const ids = [];
         for (let j = i; j < Math.min(per, i + WINDOW); j++) {
