@@ -160,6 +160,23 @@ describe("rooms: delete", () => {
     expect(pending).toBe(0);
     a.close();
   });
+
+  it("a queued release of media that a message carries again by then is dropped, not applied", async () => {
+    const alice = uid("alice");
+    const { room, socks: [a] } = await setup("release-recheck", [alice]);
+    const up = await uploadOk(alice, png);
+    msgOf(await req(a, { type: "send_room_message", clientMsgId: "x1", text: "one", mediaIds: [up.id] }));
+    // As if a delete queued it while a send posting it again was being stored.
+    const released = await runInDurableObject(stubOf(room), async (inst: ChatRoom, s) => {
+      s.storage.sql.exec("INSERT INTO media_release (media_id, owner_id, at) VALUES (?, ?, ?)", up.id, alice, Date.now());
+      return (inst as unknown as { media: { flush(): Promise<number> } }).media.flush();
+    });
+    expect(released).toBe(0);
+    expect(await mediaRow(up.id)).toMatchObject({ bound_kind: "room", bound_id: room });
+    const left = await runInDurableObject(stubOf(room), (_i: ChatRoom, s) => s.storage.sql.exec("SELECT count(*) AS n FROM media_release").one().n);
+    expect(left).toBe(0);
+    a.close();
+  });
 });
 
 describe("rooms: reactions", () => {
