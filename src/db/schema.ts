@@ -114,3 +114,18 @@ export const uptimeChecks = sqliteTable(
   },
   (t) => [index("uptime_checks_at_idx").on(t.checkedAt)],
 );
+
+/**
+ * Rooms a user joined (`join_room` at least once), for `GET /api/chat/rooms?joined=true`. Written by
+ * the room's Durable Object once per user per room, off the hot path (after the first join's frames);
+ * the unread and mention counts come from the room itself.
+ */
+export const roomJoins = sqliteTable(
+  "room_joins",
+  {
+    userId: text("user_id").notNull(),
+    roomId: text("room_id").notNull(),
+    joinedAt: integer("joined_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.roomId] })],
+);

@@ -67,18 +67,18 @@ export async function claimMedia(env: Env, ownerId: string, mediaIds: readonly s
 }
 
 /**
- * Releases media that no message references any more (its message was deleted): unbinds the ids still
- * bound to `scope` and owned by `ownerId`, so only the owner can read them again and the scheduled
- * sweep removes them once older than UNATTACHED_TTL_MS (src/media/store.ts). Ids bound elsewhere, or
- * already released, are left alone, so a retry is harmless. Returns how many were released.
+ * Releases media its scope no longer references (every message carrying it was deleted): unbound,
+ * it is readable by its owner only, and the scheduled sweep (`sweepUnattachedMedia`) removes it once
+ * older than UNATTACHED_TTL_MS, which an upload that was posted nearly always is. Only media still
+ * bound to this scope is touched, so a retry is harmless. Returns how many rows changed.
  */
-export async function releaseMedia(env: Env, ownerId: string, mediaIds: readonly string[], scope: MediaScope): Promise<number> {
+export async function releaseMedia(env: Env, mediaIds: readonly string[], scope: MediaScope): Promise<number> {
   const ids = [...new Set(mediaIds)];
   if (ids.length === 0) return 0;
   const boundId = scope.kind === "room" ? scope.roomId : scope.conversationId;
   const res = await db(env)
     .update(media)
     .set({ boundKind: null, boundId: null, boundPeer: null })
-    .where(and(inArray(media.id, ids), eq(media.ownerId, ownerId), eq(media.boundKind, scope.kind), eq(media.boundId, boundId)));
+    .where(and(inArray(media.id, ids), eq(media.boundKind, scope.kind), eq(media.boundId, boundId)));
   return res.meta.changes;
 }

@@ -5,7 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, count, eq, gt, sql, type SQL } from "drizzle-orm";
 import { db } from "../db/queries";
-import { rooms as roomsTable } from "../db/schema";
+import { roomJoins, rooms as roomsTable } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError, errorBody } from "../errors";
 import { cellOf } from "../suggestions/geo";
@@ -13,8 +13,10 @@ import { isWellFormed } from "../unicode";
 import { roomStub } from "../objects/stubs";
 import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
-import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
+import { cursorKey, encodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage } from "../protocol";
+import { rateLimit } from "../rate-limits";
+import { SEARCH_QUERY_MAX } from "../objects/chat-room/search";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
 export const ROOM_CATEGORIES = ["general", "local", "tech", "science", "gaming", "sports", "music", "arts", "news", "other"] as const;
@@ -60,6 +62,16 @@ const Room = z
   })
   .openapi("Room");
 type Room = z.infer<typeof Room>;
+
+/** A room in the caller's joined list: the room, with the caller's read state there. */
+const JoinedRoom = Room.extend({
+  unread: z.number().int().nullable().openapi({ description: "Messages after the caller's read position, not by the caller, not deleted (null if the room did not answer)" }),
+  mentions: z.number().int().nullable().openapi({ description: "Of the unread messages, those that mention the caller" }),
+  readSeq: z.number().int().nullable().openapi({ description: "The caller's read position (set by `mark_read` on the room socket)" }),
+}).openapi("JoinedRoom");
+
+/** Most rooms of one `joined=true` page: each is one call to its room's Durable Object. */
+const JOINED_PAGE_MAX = 50;
 
 /**
  * Refuses half of a surrogate pair (a JSON `"\ud800"`, or a client that cut a string inside an emoji):
@@ -123,19 +135,23 @@ rooms.openapi(
       query: z.object({
         category: Category.optional(),
         q: z.string().trim().min(1).max(100).optional().openapi({ description: "Case-insensitive substring of the name" }),
+        joined: z.enum(["true", "false"]).optional().openapi({
+          description: `\`true\`: only rooms the caller joined, each with \`unread\`, \`mentions\` and \`readSeq\` (at most ${JOINED_PAGE_MAX} per page)`,
+        }),
         ...pageQuery(20, PAGE_MAX),
       }),
     },
     responses: {
       200: {
-        description: "A page of rooms",
-        content: { "application/json": { schema: pageSchema("rooms", Room) } },
+        description: "A page of rooms (with `joined=true`, each with the caller's unread and mention counts)",
+        content: { "application/json": { schema: pageSchema("rooms", z.union([JoinedRoom, Room])) } },
       },
       ...errorResponses(400, 401),
     },
   }),
   async (c) => {
-    const { category, q, cursor, limit } = c.req.valid("query");
+    const { category, q, cursor, joined, limit: asked } = c.req.valid("query");
+    const limit = joined === "true" ? Math.min(asked, JOINED_PAGE_MAX) : asked;
     const where: SQL[] = [];
     if (category) where.push(eq(roomsTable.category, category));
     if (q) {
@@ -144,6 +160,26 @@ rooms.openapi(
     }
     const after = cursorKey(cursor, (id) => ROOM_ID_RE.test(id));
     if (after !== null) where.push(gt(roomsTable.id, after));
+    if (joined === "true") {
+      // The rooms the caller joined (D1 `room_joins`, written by each room on a user's first join),
+      // then each room's own count of what the caller has not read (its Durable Object's storage).
+      const user = c.get("user");
+      const rows = await db(c.env)
+        .select(roomColumns)
+        .from(roomJoins)
+        .innerJoin(roomsTable, eq(roomsTable.id, roomJoins.roomId))
+        .where(and(eq(roomJoins.userId, user.id), ...where))
+        .orderBy(asc(roomsTable.id))
+        .limit(limit + 1);
+      const { items, nextCursor } = takePage(rows, limit, (room) => room.id);
+      const counts = await Promise.allSettled(items.map((room) => roomStub(c.env, room.id).readSummary(user.id)));
+      const out = items.map((room, i) => {
+        const r = counts[i];
+        const sum = r.status === "fulfilled" ? r.value : null;
+        return { ...room, unread: sum?.unread ?? null, mentions: sum?.mentions ?? null, readSeq: sum?.readSeq ?? null };
+      });
+      return c.json({ rooms: out, nextCursor }, 200);
+    }
     const rows = await db(c.env)
       .select(roomColumns)
       .from(roomsTable)
@@ -305,8 +341,74 @@ rooms.openapi(
     const { roomId } = c.req.valid("param");
     const { before, limit } = c.req.valid("query");
     await requireRoom(c.env, roomId);
-    const page = await roomStub(c.env, roomId).history(before ?? null, limit);
+    const page = await roomStub(c.env, roomId).history(before ?? null, limit, c.get("user").id);
     return c.json(page, 200);
+  },
+);
+
+const MessageIdParam = z.string().min(1).max(64).openapi({ param: { name: "messageId", in: "path" } });
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/{roomId}/messages/{messageId}/replies",
+    tags: ["rooms"],
+    summary: "A thread: the parent message and its replies, oldest first, cursor-paginated",
+    security: bearerSecurity,
+    request: {
+      params: z.object({ roomId: RoomId, messageId: MessageIdParam }),
+      query: z.object(pageQuery(50, PAGE_MAX)),
+    },
+    responses: {
+      200: {
+        description: "The parent and a page of its replies (tombstones included: a deleted reply keeps its place)",
+        content: {
+          "application/json": { schema: z.object({ parent: RoomMessage, replies: z.array(RoomMessage), nextCursor: z.string().nullable() }) },
+        },
+      },
+      ...errorResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const { roomId, messageId } = c.req.valid("param");
+    const { cursor, limit } = c.req.valid("query");
+    await requireRoom(c.env, roomId);
+    const key = cursorKey(cursor, (k) => /^[1-9][0-9]{0,15}$/.test(k));
+    const page = await roomStub(c.env, roomId).replies(messageId, key === null ? null : Number(key), limit, c.get("user").id);
+    if (!page) throw new ApiError({ code: "not_found", message: `No message ${messageId} in room ${roomId}.` });
+    return c.json({ parent: page.parent, replies: page.replies, nextCursor: page.nextAfter === null ? null : encodeCursor(String(page.nextAfter)) }, 200);
+  },
+);
+
+rooms.openapi(
+  createRoute({
+    method: "get",
+    path: "/{roomId}/search",
+    tags: ["rooms"],
+    summary: "Full-text search of a room's messages (current text only, deleted messages never), best match first",
+    security: bearerSecurity,
+    middleware: [rateLimit("search")] as const,
+    request: {
+      params: z.object({ roomId: RoomId }),
+      query: z.object({
+        q: z.string().trim().min(1, "q is required").max(SEARCH_QUERY_MAX).openapi({ description: "Words to find (all of them; the last may be a prefix)" }),
+        ...pageQuery(20, PAGE_MAX),
+      }),
+    },
+    responses: {
+      200: { description: "A page of matching messages", content: { "application/json": { schema: pageSchema("messages", RoomMessage) } } },
+      ...errorResponses(400, 401, 404, 429),
+    },
+  }),
+  async (c) => {
+    const { roomId } = c.req.valid("param");
+    const { q, cursor, limit } = c.req.valid("query");
+    await requireRoom(c.env, roomId);
+    // The cursor is the last result's position in the ranking: its bm25 rank and seq.
+    const key = cursorKey(cursor, (k) => /^-?[0-9.e+-]{1,40}:[1-9][0-9]{0,15}$/.test(k) && Number.isFinite(Number(k.split(":")[0])));
+    const after = key === null ? null : { rank: Number(key.split(":")[0]), seq: Number(key.split(":")[1]) };
+    const page = await roomStub(c.env, roomId).search(q, limit, after, c.get("user").id);
+    return c.json({ messages: page.messages, nextCursor: page.next ? encodeCursor(`${page.next.rank}:${page.next.seq}`) : null }, 200);
   },
 );
 

@@ -61,8 +61,31 @@ describe("schema versions", () => {
       meta: state.storage.sql.exec("SELECT key FROM meta").toArray(),
     }));
     expect(upgraded.version).toBe(ROOM_MIGRATIONS.at(-1)?.version);
-    expect(upgraded.tables).toEqual(["messages", "meta", "rate_buckets", "schema_version"]);
+    expect(upgraded.tables).toEqual([
+      "media_release",
+      "mentions",
+      "message_media",
+      "messages",
+      "messages_fts",
+      "messages_fts_config",
+      "messages_fts_data",
+      "messages_fts_docsize",
+      "messages_fts_idx",
+      "meta",
+      "rate_buckets",
+      "reactions",
+      "read_state",
+      "schema_version",
+    ]);
     expect(upgraded.meta).toEqual([]);
+    // Version 4 (message lifecycle) backfills: old rows get rev = seq, parents their reply count, and
+    // the search index holds the old text.
+    expect(page.messages.map((m) => [m.seq, m.rev, m.replyCount ?? 0])).toEqual([
+      [3, 3, 0],
+      [2, 2, 0],
+      [1, 1, 1],
+    ]);
+    expect((await stub.search("old 2", 10, null, "bob")).messages.map((m) => m.seq)).toEqual([2]);
     // The log continues where it was; a resend of an old clientMsgId is still recognised.
     const a = await joined("alice", room);
     expect((await sendText(a, "new", "after the upgrade")).message).toMatchObject({ seq: 4 });

@@ -33,6 +33,11 @@ import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
 import { ROOM_MIGRATIONS } from "./schema";
 import { RoomStats, STATS_RETRY_MS } from "./stats";
+import { LIFECYCLE_RETRY_MS, RoomLifecycle } from "./lifecycle";
+import { RoomMediaRefs } from "./media-refs";
+import { RoomReactions } from "./reactions";
+import { type ReadSummary, RoomReadState } from "./read-state";
+import { ftsQuery, searchLog, type SearchPosition } from "./search";
 
 /** Messages in `room_state` on a join without `since`. */
 export const ROOM_STATE_RECENT = 50;
@@ -44,6 +49,11 @@ export const REPLAY_CHUNK = PAGE_MAX;
  * past the bound `room_state` says `replayTruncated` and the client continues from `nextSince`.
  */
 export const REPLAY_MAX = 10 * REPLAY_CHUNK;
+/**
+ * Most changed messages one `join_room { since, sinceRev }` replays as `message_updated` /
+ * `message_deleted` (bounded like the message replay); past it `room_state` says `changesTruncated`.
+ */
+export const CHANGES_MAX = REPLAY_MAX;
 /** Open sockets one user may hold in one room (tabs, devices). */
 export const SOCKETS_PER_USER_MAX = 32;
 export { STATS_DEBOUNCE_MS } from "./stats";
@@ -53,6 +63,21 @@ export interface HistoryPage {
   messages: RoomMessage[];
   /** Pass as `before` for the next (older) page; null when this page reaches the first message. */
   nextBefore: number | null;
+}
+
+/** A page of a thread: the parent and its replies, oldest first. */
+export interface RepliesPage {
+  parent: RoomMessage;
+  replies: RoomMessage[];
+  /** The last reply's seq, when more replies follow. */
+  nextAfter: number | null;
+}
+
+/** A page of search results, best first. */
+export interface SearchPage {
+  messages: RoomMessage[];
+  /** Where the next page starts, when there is one. */
+  next: SearchPosition | null;
 }
 
 
@@ -74,6 +99,12 @@ export class ChatRoom extends DurableObject<Env> {
   private readonly messages: MessageLog;
   /** The room's counters in D1, written debounced from the alarm. */
   private readonly stats: RoomStats;
+  /** Reactions (who reacted with what), the read state and mention index, the media references. */
+  private readonly reactions: RoomReactions;
+  private readonly readState: RoomReadState;
+  private readonly media: RoomMediaRefs;
+  /** edit_message, delete_message, react, mark_read, and mentions (lifecycle.ts). */
+  private readonly lifecycle: RoomLifecycle;
   private schemaReady = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
@@ -82,6 +113,9 @@ export class ChatRoom extends DurableObject<Env> {
     super(ctx, env);
     this.roomId = objectName(ctx);
     this.messages = new MessageLog(ctx.storage.sql, this.roomId);
+    this.reactions = new RoomReactions(ctx.storage.sql, this.messages);
+    this.readState = new RoomReadState(ctx.storage.sql);
+    this.media = new RoomMediaRefs(ctx.storage.sql, env, this.roomId);
     this.stats = new RoomStats(ctx.storage.sql, env, this.roomId, {
       scheduleAlarm: (at) => this.scheduleAlarm(at),
       read: () => ({ onlineCount: onlineCount(this.sessions()), messageCount: this.messages.lastSeq, lastMessageAt: this.messages.lastMessageAt }),
@@ -117,6 +151,21 @@ export class ChatRoom extends DurableObject<Env> {
       windowMs: Math.max(0, numVar(env.FANOUT_WINDOW_MS, 5)),
       onSendError: (ws, err) => this.host.log("send failed", err, getSession<RoomSession>(ws)?.connId),
     });
+    this.lifecycle = new RoomLifecycle({
+      env,
+      ctx,
+      roomId: this.roomId,
+      log: this.messages,
+      reactions: this.reactions,
+      readState: this.readState,
+      media: this.media,
+      fanout: this.fanout,
+      sendError: (ws, id, code, message) => this.host.sendError(ws, id, code, message),
+      joinedUsers: () => new Set(presentUsers(this.sessions()).map((u) => u.userId)),
+      mayDeleteOthers: (userId) => this.mayDeleteOthers(userId),
+      scheduleAlarm: (at) => this.scheduleAlarm(at),
+      logError: (what, err) => this.host.log(what, err),
+    });
     // Reading the alarm creates no state, so the `__health__` ping stays stateless.
     void ctx.blockConcurrencyWhile(async () => {
       this.alarmAt = await ctx.storage.getAlarm();
@@ -131,13 +180,53 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   /** Room history, newest first, `before` exclusive (a seq). Called by the Worker after it checked the room exists. */
-  async history(before: number | null, limit: number): Promise<HistoryPage> {
+  async history(before: number | null, limit: number, readerId?: string): Promise<HistoryPage> {
     this.ensureSchema();
     const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
-    const messages = this.messages.before(before === null ? Number.MAX_SAFE_INTEGER : before, n);
+    const page = this.messages.before(before === null ? Number.MAX_SAFE_INTEGER : before, n);
+    const messages = readerId === undefined ? page : this.reactions.forReader(page, readerId);
     // seq is gap-free from 1, so an older page exists exactly when this one stops above seq 1.
     const oldest = messages.at(-1)?.seq;
     return { messages, nextBefore: oldest !== undefined && oldest > 1 && messages.length === n ? oldest : null };
+  }
+
+  /**
+   * A thread: the parent `messageId` and up to `limit` of its replies after seq `after`, oldest first,
+   * with `readerId`'s own reactions; null when the room has no such message.
+   */
+  async replies(messageId: string, after: number | null, limit: number, readerId: string): Promise<RepliesPage | null> {
+    this.ensureSchema();
+    const parent = this.messages.get(messageId);
+    if (!parent) return null;
+    const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
+    const rows = this.messages.replies(messageId, after ?? 0, n + 1);
+    const replies = this.reactions.forReader(rows.slice(0, n), readerId);
+    return {
+      parent: this.reactions.forReader([parent], readerId)[0],
+      replies,
+      nextAfter: rows.length > n ? replies[replies.length - 1].seq : null,
+    };
+  }
+
+  /** Full-text search of the room's live messages, best first (search.ts); `after` continues a page. */
+  async search(q: string, limit: number, after: SearchPosition | null, readerId: string): Promise<SearchPage> {
+    this.ensureSchema();
+    const match = ftsQuery(q);
+    if (match === null) return { messages: [], next: null };
+    const n = Math.max(1, Math.min(PAGE_MAX, Math.floor(limit)));
+    const hits = searchLog(this.ctx.storage.sql, this.messages, match, n + 1, after);
+    const page = hits.slice(0, n);
+    const last = page[page.length - 1];
+    return {
+      messages: this.reactions.forReader(page.map((h) => h.message), readerId),
+      next: hits.length > n && last ? { rank: last.rank, seq: last.message.seq } : null,
+    };
+  }
+
+  /** `userId`'s read position, unread and mention counts here; null when the user never joined. */
+  async readSummary(userId: string): Promise<ReadSummary | null> {
+    this.ensureSchema();
+    return this.readState.summary(userId, this.messages.lastSeq);
   }
 
   /** Presence and stats of the room, for tests and diagnostics. */
@@ -222,6 +311,14 @@ export class ChatRoom extends DurableObject<Env> {
       // Sockets the server closed earlier whose close never completed (a frozen client).
       const closing = this.host.resweepClosing(now);
       if (this.stats.dueAt !== null) await this.stats.write();
+      if (this.lifecycle.hasPendingWork()) {
+        try {
+          await this.lifecycle.retry();
+        } catch (err) {
+          this.host.log("lifecycle retry failed", err);
+          this.scheduleAlarm(now + LIFECYCLE_RETRY_MS);
+        }
+      }
       if (nextAt !== null) this.scheduleAlarm(nextAt);
       if (closing > 0) this.scheduleAlarm(now + this.host.cfg.presenceTimeoutMs);
     } catch (err) {
@@ -237,7 +334,7 @@ export class ChatRoom extends DurableObject<Env> {
     const { ws, session: s } = conn;
     switch (msg.type) {
       case "join_room":
-        this.join(conn, msg.since);
+        this.join(conn, msg.since, msg.sinceRev);
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
       case "leave_room":
@@ -260,8 +357,11 @@ export class ChatRoom extends DurableObject<Env> {
       case "edit_message":
       case "delete_message":
       case "react":
-        // PLACEHOLDER (base for issue 14): replaced by the lifecycle handlers.
-        return this.host.sendError(ws, msg.id, "bad_request", `\`${msg.type}\` is not supported yet.`);
+        if (msg.conversationId !== undefined) {
+          return this.host.sendError(ws, msg.id, "bad_request", "conversationId: DM frames belong on the inbox socket (/api/chat/ws), not a room socket.");
+        }
+        return this.lifecycleFrame(ws, s, msg);
+
       case "send_dm":
       case "presence":
       case "subscribe_presence":
@@ -271,6 +371,29 @@ export class ChatRoom extends DurableObject<Env> {
       default:
         assertNever(msg);
     }
+  }
+
+  private lifecycleFrame(ws: WebSocket, s: RoomSession, msg: Extract<ClientMessage, { type: "mark_read" | "edit_message" | "delete_message" | "react" }>): void {
+    switch (msg.type) {
+      case "mark_read":
+        return this.lifecycle.markRead(ws, s, msg);
+      case "edit_message":
+        return this.lifecycle.edit(ws, s, msg);
+      case "delete_message":
+        return this.lifecycle.delete(ws, s, msg);
+      case "react":
+        return this.lifecycle.react(ws, s, msg);
+      default:
+        assertNever(msg);
+    }
+  }
+
+  /**
+   * Whether `userId` may delete other people's messages in this room. False for now: room roles
+   * (moderators, owner, deployment admins) are wired in here once they exist.
+   */
+  private mayDeleteOthers(_userId: string): boolean {
+    return false;
   }
 
   /**
@@ -283,7 +406,7 @@ export class ChatRoom extends DurableObject<Env> {
    * the socket is live from then on, and a later `join_room { since }` on it replays only what
    * precedes its live stream (`liveFrom`).
    */
-  private join(conn: Conn, since: number | undefined): void {
+  private join(conn: Conn, since: number | undefined, sinceRev: number | undefined): void {
     const { ws, session: s } = conn;
     const wasJoined = s.joined;
     const announce = !wasJoined && !hasOtherJoined(this.sessions(), s.userId, s.connId);
@@ -295,30 +418,46 @@ export class ChatRoom extends DurableObject<Env> {
       this.fanout.addTarget(ws);
       s.joined = true;
       s.liveFrom = this.messages.lastSeq;
+      s.liveFromRev = this.messages.lastRev;
       setSession(ws, s);
+      this.lifecycle.noteJoin(s.userId);
     }
     // Everything after `liveFrom` reached this socket live: replaying it would duplicate it.
     const head = Math.min(this.messages.lastSeq, s.liveFrom ?? this.messages.lastSeq);
     const upTo = since === undefined ? head : Math.min(head, since + REPLAY_MAX);
     const truncated = since !== undefined && upTo < head;
-    const recent = since === undefined ? this.messages.recent(ROOM_STATE_RECENT) : [];
+    const recent = since === undefined ? this.reactions.forReader(this.messages.recent(ROOM_STATE_RECENT), s.userId) : [];
+    // Changes (edits, deletes, reactions) to messages the client holds (seq <= since) made after
+    // `sinceRev`, up to where this socket's live stream began: their current state, once each.
+    const revHead = Math.min(this.messages.lastRev, s.liveFromRev ?? this.messages.lastRev);
+    let changes: RoomMessage[] = [];
+    let changesTruncated = false;
+    if (since !== undefined && sinceRev !== undefined && sinceRev < revHead) {
+      changes = this.messages.changedSince(Math.min(since, head), sinceRev, revHead, CHANGES_MAX + 1);
+      if (changes.length > CHANGES_MAX) {
+        changesTruncated = true;
+        changes = changes.slice(0, CHANGES_MAX);
+      }
+    }
     this.host.send(ws, {
       type: "room_state",
       roomId: this.roomId,
       present: presentUsers(this.sessions()),
       messages: recent,
       lastSeq: this.messages.lastSeq,
+      lastRev: this.messages.lastRev,
       ...(truncated ? { replayTruncated: true as const, nextSince: upTo } : {}),
+      ...(changesTruncated ? { changesTruncated: true as const } : {}),
     });
-    if (since !== undefined && since < upTo) {
-      const pages = this.replay(ws, since, upTo);
-      // A long replay is work the client asked for: each page past the first costs a token, the
-      // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
-      // while one resume (of up to REPLAY_MAX messages) always goes through.
-      if (pages > 1) {
-        s.bucket = this.host.buckets.charge(s.userId, Date.now(), pages - 1);
-        setSession(ws, s);
-      }
+    let pages = 0;
+    if (since !== undefined && since < upTo) pages += this.replay(ws, s.userId, since, upTo);
+    if (changes.length > 0) pages += this.replayChanges(ws, s.userId, changes);
+    // A long replay is work the client asked for: each page past the first costs a token, the
+    // bucket going as low as -burst, so rejoining in a loop to pull the whole log is throttled
+    // while one resume (of up to REPLAY_MAX messages and CHANGES_MAX changes) always goes through.
+    if (pages > 1) {
+      s.bucket = this.host.buckets.charge(s.userId, Date.now(), pages - 1);
+      setSession(ws, s);
     }
     if (announce) {
       // The joining socket learns it is present from room_state; the others get the system frame.
@@ -334,11 +473,11 @@ export class ChatRoom extends DurableObject<Env> {
    * Sends the messages with `since` < seq <= `upTo` as `batch` frames of up to REPLAY_CHUNK messages,
    * reading the log a page at a time. Returns the number of frames sent.
    */
-  private replay(ws: WebSocket, since: number, upTo: number): number {
+  private replay(ws: WebSocket, readerId: string, since: number, upTo: number): number {
     let after = since;
     let pages = 0;
     for (;;) {
-      const messages = this.messages.range(after, upTo, REPLAY_CHUNK);
+      const messages = this.reactions.forReader(this.messages.range(after, upTo, REPLAY_CHUNK), readerId);
       if (messages.length === 0) return pages;
       const frames = messages.map((message) => ({ type: "message" as const, message }));
       if (frames.length === 1) this.host.send(ws, frames[0]);
@@ -347,6 +486,26 @@ export class ChatRoom extends DurableObject<Env> {
       after = messages[messages.length - 1].seq;
       if (messages.length < REPLAY_CHUNK) return pages;
     }
+  }
+
+  /**
+   * Sends the current state of changed messages, in rev order, as `message_updated` (with the
+   * reader's own reactions) or `message_deleted` frames, REPLAY_CHUNK per `batch`. Returns the frames sent.
+   */
+  private replayChanges(ws: WebSocket, readerId: string, changed: RoomMessage[]): number {
+    let pages = 0;
+    for (let i = 0; i < changed.length; i += REPLAY_CHUNK) {
+      const chunk = this.reactions.forReader(changed.slice(i, i + REPLAY_CHUNK), readerId);
+      const frames = chunk.map((m) =>
+        m.deleted === true
+          ? { type: "message_deleted" as const, messageId: m.id, seq: m.seq, deletedBy: m.deletedBy ?? m.userId, roomId: this.roomId, rev: m.rev }
+          : { type: "message_updated" as const, message: m },
+      );
+      if (frames.length === 1) this.host.send(ws, frames[0]);
+      else this.host.send(ws, { type: "batch", frames });
+      pages++;
+    }
+    return pages;
   }
 
   private leave(conn: Conn): void {
@@ -358,6 +517,7 @@ export class ChatRoom extends DurableObject<Env> {
     this.fanout.flush();
     s.joined = false;
     delete s.liveFrom;
+    delete s.liveFromRev;
     setSession(ws, s);
     this.announceLeaveIfLast(s);
   }
@@ -366,6 +526,14 @@ export class ChatRoom extends DurableObject<Env> {
     const { ws, session: s } = conn;
     if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
     const withMedia = msg.mediaIds !== undefined && msg.mediaIds.length > 0;
+    // Media sends run one at a time with the room's media releases (media-refs.ts), so a release
+    // never unbinds media that a message being stored carries.
+    if (withMedia) return this.media.serialize(() => this.storeMessage(conn, msg, true));
+    return this.storeMessage(conn, msg, false);
+  }
+
+  private async storeMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>, withMedia: boolean): Promise<void> {
+    const { ws, session: s } = conn;
     // A resend gets the first ack. A send with media looks before claiming it, so a resend claims
     // nothing; a plain send finds out from its insert (below): one statement on the hot path, not two.
     if (withMedia) {
@@ -392,6 +560,8 @@ export class ChatRoom extends DurableObject<Env> {
       text: msg.text,
       media,
       replyTo: msg.replyTo,
+      mentions: msg.mentions !== undefined && msg.mentions.length > 0 ? [...new Set(msg.mentions)] : undefined,
+      rev: this.messages.lastRev + 1,
       createdAt: Date.now(),
     };
     if (!this.messages.append(message)) {
@@ -404,8 +574,12 @@ export class ChatRoom extends DurableObject<Env> {
     // The sender's ack (which carries the message) takes the message's place in the sender's stream:
     // sent directly, it could overtake earlier messages still queued in the fan-out window, and a
     // client resuming from the highest seq it saw would skip them.
+    if (media) this.media.add(message.seq, media);
+    if (message.mentions) this.readState.setMentions(message);
     this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
     this.stats.markDirty();
+    // Off the hot path (ctx.waitUntil): the ack is already queued.
+    if (message.mentions) this.lifecycle.mention(message, message.mentions);
   }
 
   /** The first ack again, through the fan-out queue: it carries a seq, so it must not overtake frames still queued for this socket. */

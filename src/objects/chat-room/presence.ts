@@ -14,6 +14,8 @@ export interface RoomSession extends BaseSession {
    * on attachments written before the field existed).
    */
   liveFrom?: number;
+  /** The room's last rev when this socket joined: every later change reached it live (docs/protocol.md "Resume covers changes"). */
+  liveFromRev?: number;
 }
 
 /** The fields presence needs. */

@@ -35,6 +35,7 @@ import {
 } from "./context";
 import { InboxDms } from "./dms";
 import { InboxLifecycle, type PeerChange, type PeerChangeResult } from "./lifecycle";
+import { InboxMentions, type MentionFrame, type MentionResult } from "./mentions";
 import { InboxPush } from "./push";
 import { InboxSearch, type SearchPosition } from "./search";
 import { InboxStatus } from "./status";
@@ -160,6 +161,11 @@ export class Inbox extends DurableObject<Env> {
   /** True when this user blocks `userId`. */
   async blocks(userId: string): Promise<boolean> {
     return this.c.blocks.blocks(userId);
+  }
+
+  /** A room message mentions this user, who is not in that room (see `mentions.ts`). */
+  async receiveMention(frame: MentionFrame): Promise<MentionResult> {
+    return new InboxMentions(this.c).receiveMention(frame);
   }
 
   // ------------------------------------------------------------------ RPC from the Worker (REST)

@@ -298,7 +298,7 @@ export class InboxLifecycle {
       await this.c.serialize(task.conversationId, async () => {
         const used = task.mediaIds.filter((id) => this.mediaInUse(task.conversationId, id));
         const free = task.mediaIds.filter((id) => !used.includes(id));
-        await releaseMedia(this.c.env, this.c.owner, free, { kind: "dm", conversationId: task.conversationId, peerId });
+        await releaseMedia(this.c.env, free, { kind: "dm", conversationId: task.conversationId, peerId });
       });
       return { ok: true };
     }
