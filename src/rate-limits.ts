@@ -16,6 +16,7 @@ export const REST_LIMITS = {
   blocks: { binding: "RL_BLOCKS", period: 60, what: "blocks and unblocks" },
   mediaUpload: { binding: "RL_MEDIA_UPLOAD", period: 60, what: "media uploads" },
   presence: { binding: "RL_PRESENCE", period: 60, what: "presence look-ups" },
+  moderation: { binding: "RL_MODERATION", period: 60, what: "moderation actions" },
 } as const satisfies Record<string, { binding: keyof Env; period: 10 | 60; what: string }>;
 
 /** One of {@link REST_LIMITS}. */

@@ -15,6 +15,9 @@ import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { cursorKey, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage } from "../protocol";
+import type { AuthUser } from "../env";
+import { roomMembers } from "../db/schema";
+import { assertCanRead, moderate, noSuchRoom } from "./room-gate";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
 export const ROOM_CATEGORIES = ["general", "local", "tech", "science", "gaming", "sports", "music", "arts", "news", "other"] as const;
@@ -41,8 +44,8 @@ export function slugify(name: string): string {
   return s || "room";
 }
 
-const Category = z.enum(ROOM_CATEGORIES).openapi({ example: "tech" });
-const RoomId = z.string().regex(ROOM_ID_RE, "must be a room id (a lowercase slug)").openapi({ param: { name: "roomId", in: "path" }, example: "general" });
+export const Category = z.enum(ROOM_CATEGORIES).openapi({ example: "tech" });
+export const RoomId = z.string().regex(ROOM_ID_RE, "must be a room id (a lowercase slug)").openapi({ param: { name: "roomId", in: "path" }, example: "general" });
 
 const Room = z
   .object({
@@ -57,9 +60,20 @@ const Room = z
     onlineCount: z.number().int().openapi({ description: "Distinct users in the room (updated by the room, a few seconds behind)" }),
     messageCount: z.number().int(),
     lastMessageAt: z.number().nullable(),
+    visibility: z.enum(["public", "private"]).openapi({ description: "`private`: listed, readable and joinable by its members only" }),
   })
   .openapi("Room");
 type Room = z.infer<typeof Room>;
+
+const RoomInfo = Room.extend({
+  roles: z.object({
+    owner: z.string().nullable(),
+    moderators: z.array(z.string()),
+    you: z.enum(["owner", "moderator", "member", "admin"]).openapi({ description: "The caller's own role" }),
+  }),
+  settings: z.object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() }),
+}).openapi("RoomInfo");
+type RoomInfo = z.infer<typeof RoomInfo>;
 
 /**
  * Refuses half of a surrogate pair (a JSON `"\ud800"`, or a client that cut a string inside an emoji):
@@ -84,6 +98,7 @@ const CreateRoom = z
       .default(""),
     lat: z.number().min(-90).max(90).optional(),
     lon: z.number().min(-180).max(180).optional(),
+    visibility: z.enum(["public", "private"]).default("public"),
   })
   .refine((b) => (b.lat === undefined) === (b.lon === undefined), { message: "lat and lon go together", path: ["lat"] })
   .openapi("CreateRoom");
@@ -100,12 +115,26 @@ const roomColumns = {
   onlineCount: roomsTable.onlineCount,
   messageCount: roomsTable.messageCount,
   lastMessageAt: roomsTable.lastMessageAt,
+  visibility: roomsTable.visibility,
 };
 
+/** Rooms `user` may see: public ones, and private ones they are a member of (every room for an admin). */
+function visibleTo(user: AuthUser): SQL | undefined {
+  if (user.admin) return undefined;
+  return sql`(${roomsTable.visibility} = 'public' OR ${roomsTable.id} IN (SELECT ${roomMembers.roomId} FROM ${roomMembers} WHERE ${roomMembers.userId} = ${user.id}))`;
+}
+
 /** The room, or a 404. */
-async function requireRoom(env: Env, roomId: string): Promise<Room> {
+export async function requireRoom(env: Env, roomId: string): Promise<Room> {
   const room = await db(env).select(roomColumns).from(roomsTable).where(eq(roomsTable.id, roomId)).get();
-  if (!room) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
+  if (!room) throw noSuchRoom(roomId);
+  return room;
+}
+
+/** The room if `user` may read it; else the same 404 as a room that does not exist (room-gate.ts). */
+export async function requireReadableRoom(env: Env, roomId: string, user: AuthUser): Promise<Room> {
+  const room = await requireRoom(env, roomId);
+  await assertCanRead(env, room, user);
   return room;
 }
 
@@ -137,6 +166,8 @@ rooms.openapi(
   async (c) => {
     const { category, q, cursor, limit } = c.req.valid("query");
     const where: SQL[] = [];
+    const visible = visibleTo(c.get("user"));
+    if (visible) where.push(visible);
     if (category) where.push(eq(roomsTable.category, category));
     if (q) {
       const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
@@ -175,7 +206,11 @@ rooms.openapi(
     },
   }),
   async (c) => {
-    const rows = await db(c.env).select({ category: roomsTable.category, count: count() }).from(roomsTable).groupBy(roomsTable.category);
+    const rows = await db(c.env)
+      .select({ category: roomsTable.category, count: count() })
+      .from(roomsTable)
+      .where(visibleTo(c.get("user")))
+      .groupBy(roomsTable.category);
     const counts = new Map(rows.map((r) => [r.category, r.count]));
     return c.json({ categories: ROOM_CATEGORIES.map((category) => ({ category, count: counts.get(category) ?? 0 })) }, 200);
   },
@@ -217,14 +252,25 @@ rooms.openapi(
     for (let attempt = 0; attempt < 4; attempt++) {
       // One statement checks the daily limit and inserts, so concurrent creates cannot overshoot it.
       const res = await c.env.DB.prepare(
-        `INSERT INTO rooms (id, name, category, description, lat, lon, cell, created_by, created_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+        `INSERT INTO rooms (id, name, category, description, lat, lon, cell, created_by, created_at, visibility)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12
          WHERE (SELECT count(*) FROM rooms WHERE created_by = ?8 AND created_at > ?10) < ?11
          ON CONFLICT (id) DO NOTHING`,
       )
-        .bind(id, body.name, body.category, body.description, lat, lon, cell, user.id, now, now - DAY_MS, limit)
+        .bind(id, body.name, body.category, body.description, lat, lon, cell, user.id, now, now - DAY_MS, limit, body.visibility)
         .run();
       if (res.meta.changes === 1) {
+        // The room's object is told its owner (and visibility) before anyone can learn the id; if
+        // that fails the directory row goes too, so no room exists without an owner.
+        try {
+          await roomStub(c.env, id).initRoom(user.id, body.visibility);
+          if (body.visibility === "private") {
+            await db(c.env).insert(roomMembers).values({ roomId: id, userId: user.id, addedAt: now }).onConflictDoNothing();
+          }
+        } catch (err) {
+          await c.env.DB.prepare("DELETE FROM rooms WHERE id = ?1").bind(id).run();
+          throw err;
+        }
         const room: Room = {
           id,
           name: body.name,
@@ -237,6 +283,7 @@ rooms.openapi(
           onlineCount: 0,
           messageCount: 0,
           lastMessageAt: null,
+          visibility: body.visibility,
         };
         return c.json(room, 201);
       }
@@ -266,15 +313,20 @@ rooms.openapi(
     method: "get",
     path: "/{roomId}",
     tags: ["rooms"],
-    summary: "One room",
+    summary: "One room, with its roles and moderation settings",
     security: bearerSecurity,
     request: { params: z.object({ roomId: RoomId }) },
     responses: {
-      200: { description: "The room", content: { "application/json": { schema: Room } } },
+      200: { description: "The room", content: { "application/json": { schema: RoomInfo } } },
       ...errorResponses(400, 401, 404),
     },
   }),
-  async (c) => c.json(await requireRoom(c.env, c.req.valid("param").roomId), 200),
+  async (c) => {
+    const user = c.get("user");
+    const room = await requireReadableRoom(c.env, c.req.valid("param").roomId, user);
+    const { roles, settings } = (await moderate(c.env, room, user, { type: "info" })) as Pick<RoomInfo, "roles" | "settings">;
+    return c.json({ ...room, roles, settings }, 200);
+  },
 );
 
 rooms.openapi(
@@ -304,7 +356,7 @@ rooms.openapi(
   async (c) => {
     const { roomId } = c.req.valid("param");
     const { before, limit } = c.req.valid("query");
-    await requireRoom(c.env, roomId);
+    await requireReadableRoom(c.env, roomId, c.get("user"));
     const page = await roomStub(c.env, roomId).history(before ?? null, limit);
     return c.json(page, 200);
   },
@@ -313,8 +365,9 @@ rooms.openapi(
 // The room socket (documented in docs/rooms.md; OpenAPI has no WebSocket operations).
 rooms.get("/:roomId/ws", async (c) => {
   const roomId = c.req.param("roomId");
-  if (!ROOM_ID_RE.test(roomId)) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
-  await requireRoom(c.env, roomId);
+  if (!ROOM_ID_RE.test(roomId)) throw noSuchRoom(roomId);
+  // Before the 426 below: a private room's non-member must get the 404 of a room that does not exist.
+  await requireReadableRoom(c.env, roomId, c.get("user"));
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     c.header("Upgrade", "websocket");
     return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
@@ -325,5 +378,7 @@ rooms.get("/:roomId/ws", async (c) => {
     userName: user.name,
     roomId,
     protocol: c.get("wsProtocol"),
+    // The object refuses banned users and non-members of a private room itself (authoritative).
+    admin: user.admin === true,
   });
 });

@@ -61,7 +61,20 @@ describe("schema versions", () => {
       meta: state.storage.sql.exec("SELECT key FROM meta").toArray(),
     }));
     expect(upgraded.version).toBe(ROOM_MIGRATIONS.at(-1)?.version);
-    expect(upgraded.tables).toEqual(["messages", "meta", "rate_buckets", "schema_version"]);
+    expect(upgraded.tables).toEqual([
+      "messages",
+      "meta",
+      "mod_audit",
+      "mod_bans",
+      "mod_filter_words",
+      "mod_members",
+      "mod_mutes",
+      "mod_pins",
+      "mod_reports",
+      "mod_roles",
+      "rate_buckets",
+      "schema_version",
+    ]);
     expect(upgraded.meta).toEqual([]);
     // The log continues where it was; a resend of an old clientMsgId is still recognised.
     const a = await joined("alice", room);

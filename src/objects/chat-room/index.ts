@@ -29,8 +29,11 @@ import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./p
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
 import { hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
+import { UPGRADE_HEADERS } from "../upgrade";
 import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
+import { deploymentWords } from "./filter";
+import { type Actor, type ModAction, type ModResult, Moderation, type Refusal, type Role, type Visibility } from "./moderation";
 import { ROOM_MIGRATIONS } from "./schema";
 import { RoomStats, STATS_RETRY_MS } from "./stats";
 
@@ -74,6 +77,8 @@ export class ChatRoom extends DurableObject<Env> {
   private readonly messages: MessageLog;
   /** The room's counters in D1, written debounced from the alarm. */
   private readonly stats: RoomStats;
+  /** Roles, bans, mutes, slow mode, freeze, pins, filter, reports, audit (moderation.ts). */
+  private readonly mod: Moderation;
   private schemaReady = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
@@ -82,6 +87,7 @@ export class ChatRoom extends DurableObject<Env> {
     super(ctx, env);
     this.roomId = objectName(ctx);
     this.messages = new MessageLog(ctx.storage.sql, this.roomId);
+    this.mod = new Moderation(ctx.storage.sql, deploymentWords(env.FILTER_WORDS), () => this.roomId);
     this.stats = new RoomStats(ctx.storage.sql, env, this.roomId, {
       scheduleAlarm: (at) => this.scheduleAlarm(at),
       read: () => ({ onlineCount: onlineCount(this.sessions()), messageCount: this.messages.lastSeq, lastMessageAt: this.messages.lastMessageAt }),
@@ -165,9 +171,13 @@ export class ChatRoom extends DurableObject<Env> {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
       this.ensureSchema();
+      const admin = request.headers.get(UPGRADE_HEADERS.role) === "admin";
+      // Banned users and non-members of a private room are refused before the upgrade (the latter as a room that does not exist).
+      const refusal = this.mod.joinRefusal(who.userId, admin);
+      if (refusal) return errorResponse(new ApiError({ code: refusal.code === "banned" ? "banned" : "not_found", message: refusal.message, details: refusal.code === "banned" ? { until: refusal.until } : undefined }));
       let mine = 0;
       for (const c of this.conns.values()) if (c.session.userId === who.userId) mine++;
-      const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false }));
+      const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false, ...(admin ? { admin: true as const } : {}) }));
       if (hosted) {
         this.conns.set(hosted.session.connId, hosted);
         this.scheduleAlarm(hosted.session.connectedAt + this.host.cfg.presenceTimeoutMs + 1);
@@ -236,10 +246,14 @@ export class ChatRoom extends DurableObject<Env> {
   private async dispatch(conn: Conn, msg: ClientMessage): Promise<void> {
     const { ws, session: s } = conn;
     switch (msg.type) {
-      case "join_room":
+      case "join_room": {
+        // Checked on every join, so a ban or a removal made since the upgrade holds on every tab.
+        const refusal = this.mod.joinRefusal(s.userId, s.admin === true);
+        if (refusal) return this.refuse(ws, msg.id, refusal);
         this.join(conn, msg.since);
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
+      }
       case "leave_room":
         this.leave(conn);
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
@@ -309,6 +323,7 @@ export class ChatRoom extends DurableObject<Env> {
       messages: recent,
       lastSeq: this.messages.lastSeq,
       ...(truncated ? { replayTruncated: true as const, nextSince: upTo } : {}),
+      ...this.mod.stateFor(s.userId, s.admin === true, (id) => this.messageById(id)),
     });
     if (since !== undefined && since < upTo) {
       const pages = this.replay(ws, since, upTo);
@@ -365,6 +380,9 @@ export class ChatRoom extends DurableObject<Env> {
   private async sendMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>): Promise<void> {
     const { ws, session: s } = conn;
     if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
+    // Ban, freeze, mute, slow mode and the word filter, from memory: a refused send is stored nowhere.
+    const refusal = this.mod.checkSend(s.userId, s.admin === true, msg.text, Date.now());
+    if (refusal) return this.refuse(ws, msg.id, refusal);
     const withMedia = msg.mediaIds !== undefined && msg.mediaIds.length > 0;
     // A resend gets the first ack. A send with media looks before claiming it, so a resend claims
     // nothing; a plain send finds out from its insert (below): one statement on the hot path, not two.
@@ -405,12 +423,84 @@ export class ChatRoom extends DurableObject<Env> {
     // sent directly, it could overtake earlier messages still queued in the fan-out window, and a
     // client resuming from the highest seq it saw would skip them.
     this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
+    this.mod.noteSent(s.userId, message.createdAt);
     this.stats.markDirty();
   }
 
   /** The first ack again, through the fan-out queue: it carries a seq, so it must not overtake frames still queued for this socket. */
   private ackDuplicate(ws: WebSocket, id: string | number | undefined, first: RoomMessage): void {
     this.fanout.unicast(ws, { type: "ack", id, message: first, duplicate: true });
+  }
+
+  // ------------------------------------------------------------------ moderation (moderation.ts)
+
+  /** The role of a user in this room; `admin` when the caller's token carries the admin claim. */
+  async roleOf(userId: string, admin = false): Promise<Role> {
+    this.ensureSchema();
+    return this.mod.roleOf(userId, admin);
+  }
+
+  /** The one read gate (history, info, search, replies): false answers as a room that does not exist. */
+  async canRead(userId: string, admin = false): Promise<boolean> {
+    this.ensureSchema();
+    return this.mod.canRead(userId, admin);
+  }
+
+  /** Sets the owner and visibility of a room just created (POST /api/chat/rooms). */
+  async initRoom(owner: string, visibility: Visibility): Promise<void> {
+    this.ensureSchema();
+    this.mod.init(owner, visibility);
+  }
+
+  /** One moderation action from the REST routes (routes/moderation.ts). `createdBy` adopts an owner for rooms older than owners. */
+  async moderate(actor: Actor, action: ModAction, createdBy: string | null = null): Promise<ModResult> {
+    this.ensureSchema();
+    this.mod.adoptOwner(createdBy);
+    return this.mod.apply(actor, action, {
+      roomId: this.roomId,
+      publish: (frame) => this.fanout.publish(frame),
+      closeUser: (userId, error, reason) => this.closeUser(userId, error, reason),
+      message: (id) => this.messageById(id),
+      nameOf: (userId) => presentUsers(this.sessions()).find((u) => u.userId === userId)?.name ?? userId,
+    });
+  }
+
+  /**
+   * Deletes the room's storage after the Worker removed its directory row: `room_deleted` to every
+   * joined socket, every socket closed, the log and every moderation table gone, the alarm cleared.
+   */
+  async destroy(by: string): Promise<void> {
+    this.ensureSchema();
+    this.fanout.publish({ type: "system", roomId: this.roomId, event: "room_deleted", userId: by, name: by, at: Date.now(), by });
+    this.fanout.flush();
+    for (const conn of [...this.conns.values()]) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "room deleted");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.alarmAt = null;
+    this.schemaReady = false;
+  }
+
+  /** The error frame of a refused frame, with `until` / `retryAfterMs` when the refusal has them. */
+  private refuse(ws: WebSocket, id: string | number | undefined, r: Refusal): void {
+    this.host.send(ws, { type: "error", id, code: r.code, message: r.message, ...(r.until !== undefined ? { until: r.until } : {}), ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}) });
+  }
+
+  /** Sends `error` to each socket of a user, then closes it from the server (a departure, at once). */
+  private async closeUser(userId: string, error: Refusal, reason: string): Promise<number> {
+    let n = 0;
+    for (const conn of [...this.conns.values()]) {
+      if (conn.session.userId !== userId) continue;
+      this.refuse(conn.ws, undefined, error);
+      await this.host.closeFromServer(conn.ws, conn.session, CLOSE.POLICY, reason);
+      n++;
+    }
+    return n;
+  }
+
+  /** A message of the log by its id. */
+  private messageById(id: string): RoomMessage | null {
+    const row = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM messages WHERE id = ?", id).toArray()[0];
+    return row ? (this.messages.range(row.seq - 1, row.seq, 1)[0] ?? null) : null;
   }
 
   // ------------------------------------------------------------------ presence
@@ -466,6 +556,7 @@ export class ChatRoom extends DurableObject<Env> {
     migrate(this.ctx.storage, ROOM_MIGRATIONS);
     this.messages.load();
     this.stats.load();
+    this.mod.load();
     this.schemaReady = true;
   }
 

@@ -14,6 +14,8 @@ export interface RoomSession extends BaseSession {
    * on attachments written before the field existed).
    */
   liveFrom?: number;
+  /** The token carried the deployment admin claim (moderation.ts). */
+  admin?: true;
 }
 
 /** The fields presence needs. */

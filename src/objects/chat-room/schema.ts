@@ -1,6 +1,7 @@
 /** The ChatRoom's storage schema, in order (`../schema.ts` applies it). */
 import type { Migration } from "../schema";
 import { RATE_BUCKETS_TABLE } from "../user-buckets";
+import { MODERATION_TABLES } from "./moderation";
 
 /** Every schema step of a room, oldest first. Never edit a released step; add one. */
 export const ROOM_MIGRATIONS: readonly Migration[] = [
@@ -36,6 +37,13 @@ export const ROOM_MIGRATIONS: readonly Migration[] = [
     name: "the room id is the object's name: drop the stored copy",
     up(sql) {
       sql.exec("DELETE FROM meta WHERE key = 'room_id'");
+    },
+  },
+  {
+    version: 4,
+    name: "moderation: roles, members, bans, mutes, pins, filter words, reports, audit log",
+    up(sql) {
+      for (const statement of MODERATION_TABLES) sql.exec(statement);
     },
   },
 ];
