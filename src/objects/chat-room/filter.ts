@@ -6,7 +6,7 @@
  * - Unicode NFKD, then combining marks dropped: `Späm` → `spam`, fullwidth `ｓｐａｍ` → `spam`,
  *   ligatures and compatibility forms folded;
  * - invisible format characters (zero-width space/joiner, soft hyphen, bidi marks) dropped;
- * - lower case; common leetspeak folded: 0→o 1→i 3→e 4→a 5→s 7→t 8→b @→a $→s !→i |→l;
+ * - lower case; common leetspeak folded: 0→o 1→i 3→e 4→a 5→s 7→t 8→b @→a $→s;
  * - punctuation inside a word dropped: `s.p.a.m`, `sp-am`, `s_p_a_m` → `spam`;
  * - letters spaced out: a run of single-character words is also read joined (`s p a m` → `spam`),
  *   and every two adjacent words are also read joined (`sp am` → `spam`);
@@ -19,8 +19,9 @@
  * more multi-letter pieces (`s pa m`), words spelled in emoji or images, and misspellings.
  */
 
-const LEET: Record<string, string> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", $: "s", "!": "i", "|": "l" };
-const LEET_RE = /[0134578@$!|]/g;
+// Not `!` or `|`: they end or separate words far more often than they stand for a letter.
+const LEET: Record<string, string> = { "0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "@": "a", $: "s" };
+const LEET_RE = /[0134578@$]/g;
 /** Combining marks (after NFKD) and invisible format characters (zero-width, soft hyphen, bidi). */
 const STRIP_RE = /[\p{M}\p{Cf}]/gu;
 /** Anything that is not a letter or a digit, once leetspeak is folded. */

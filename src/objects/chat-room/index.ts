@@ -28,7 +28,7 @@ import { Fanout } from "../fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
-import { hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
+import { closeQuietly, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
 import { UPGRADE_HEADERS } from "../upgrade";
 import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
@@ -80,6 +80,8 @@ export class ChatRoom extends DurableObject<Env> {
   /** Roles, bans, mutes, slow mode, freeze, pins, filter, reports, audit (moderation.ts). */
   private readonly mod: Moderation;
   private schemaReady = false;
+  /** Set by `destroy`: events of the sockets it closed must not create the storage again. */
+  private destroyed = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
 
@@ -166,6 +168,7 @@ export class ChatRoom extends DurableObject<Env> {
           { status: 426, headers: { Upgrade: "websocket" } },
         );
       }
+      if (this.destroyed) return errorResponse(new ApiError({ code: "not_found", message: `No room ${this.roomId}.` }));
       const who = upgradeIdentity(request);
       if (!who) {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
@@ -195,6 +198,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
     try {
+      if (this.destroyed) return closeQuietly(ws, code, "closed");
       // The close may be what woke the object: load the room id before announcing the leave.
       this.ensureSchema();
       const conn = this.connOf(ws);
@@ -207,6 +211,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     try {
+      if (this.destroyed) return;
       this.ensureSchema();
       const conn = this.connOf(ws);
       this.host.log("socket error", error, conn?.session.connId);
@@ -225,6 +230,7 @@ export class ChatRoom extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     try {
+      if (this.destroyed) return;
       this.ensureSchema();
       const now = Date.now();
       const { expired, nextAt } = this.host.expired([...this.conns.values()], now);
@@ -448,6 +454,8 @@ export class ChatRoom extends DurableObject<Env> {
 
   /** Sets the owner and visibility of a room just created (POST /api/chat/rooms). */
   async initRoom(owner: string, visibility: Visibility): Promise<void> {
+    // A room created again under the id of a deleted one starts afresh.
+    this.destroyed = false;
     this.ensureSchema();
     this.mod.init(owner, visibility);
   }
@@ -478,6 +486,7 @@ export class ChatRoom extends DurableObject<Env> {
     await this.ctx.storage.deleteAll();
     this.alarmAt = null;
     this.schemaReady = false;
+    this.destroyed = true;
   }
 
   /** The error frame of a refused frame, with `until` / `retryAfterMs` when the refusal has them. */
