@@ -15,6 +15,7 @@ import { MOD_PAGE_MAX, SANCTION_MAX_SEC, SLOW_MODE_MAX_SEC } from "../objects/ch
 import { FILTER_WORD_MAX, FILTER_WORDS_MAX } from "../objects/chat-room/filter";
 import { roomStub } from "../objects/stubs";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
+import { WsErrorCode } from "../protocol";
 import { rateLimit } from "../rate-limits";
 import { isWellFormed } from "../unicode";
 import { moderate } from "./room-gate";
@@ -33,6 +34,10 @@ const Sanction = z.object({ userId: z.string(), until: z.number().nullable(), re
 
 /** The /api/chat/rooms moderation routes. */
 export const moderation = createRouter();
+
+// The codes of WebSocket `error` frames, moderation refusals included (banned, muted, slow_mode,
+// frozen, filtered), as a schema of the OpenAPI document for clients generated from it.
+moderation.openAPIRegistry.register("WsErrorCode", z.enum(WsErrorCode.options).openapi({ description: "Codes of WebSocket `error` frames (docs/protocol.md)" }));
 
 // ---------------------------------------------------------------- settings and deletion
 

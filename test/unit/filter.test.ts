@@ -1,0 +1,51 @@
+/** The word filter's matching: what it catches, and (documented in docs/moderation.md) what it does not. */
+import { describe, expect, it } from "vitest";
+import { compileFilter, deploymentWords, matchesFilter, normalizeWord } from "../../src/objects/chat-room/filter";
+
+const words = ["spam", "ass"];
+
+describe("matchesFilter", () => {
+  it.each([
+    ["spam", "plain"],
+    ["SPAM", "case"],
+    ["Späm", "accents (NFKD)"],
+    ["ｓｐａｍ", "fullwidth letters"],
+    ["sp\u200bam", "a zero-width space inside"],
+    ["s p a m", "letters spaced out"],
+    ["buy s p a m now", "spaced out inside a sentence"],
+    ["s.p.a.m", "punctuation between letters"],
+    ["sp-am", "a hyphen inside"],
+    ["sp am", "split in two"],
+    ["5p4m", "leetspeak"],
+    ["$pam", "leetspeak symbol"],
+    ["spaaaam", "repeated letters"],
+    ["this is spam!", "trailing punctuation"],
+  ])("catches %j (%s)", (text) => {
+    expect(matchesFilter(text, words)).toBe("spam");
+  });
+
+  it.each([
+    ["class", "a listed word inside a longer word (whole words only)"],
+    ["as", "fewer letters than the listed word"],
+    ["spammer", "a longer word: list it too"],
+    ["ѕраm", "look-alike letters of other scripts (Cyrillic)"],
+    ["s pa m", "split into three pieces of which two are longer than one letter"],
+    ["spma", "misspellings"],
+  ])("does not catch %j (%s)", (text) => {
+    expect(matchesFilter(text, words)).toBeNull();
+  });
+
+  it("normalises listed words the same way, and an empty list matches nothing", () => {
+    expect(normalizeWord(" Bäd-Wörd ")).toBe("badword");
+    expect(compileFilter([]).match("anything")).toBeNull();
+    expect(compileFilter(["", "!!"]).size).toBe(0);
+    expect(deploymentWords("a, b\nc,,")).toEqual(["a", "b", "c"]);
+  });
+
+  it("bounded work on long spaced-out texts", () => {
+    const text = "x ".repeat(2000);
+    const t0 = Date.now();
+    expect(matchesFilter(text, words)).toBeNull();
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+});
