@@ -248,6 +248,9 @@ rooms.openapi(
     );
     let id = base;
     for (let n = 2; taken.has(id) || RESERVED_SLUGS.has(id); n++) id = `${base}-${n}`;
+    // A private room's id has a random suffix: were it the plain slug, a public room created later
+    // under the same name would be given `name-2`, telling its creator that a hidden room exists.
+    if (body.visibility === "private") id = `${base.slice(0, SLUG_MAX - 7)}-${crypto.randomUUID().slice(0, 6)}`;
 
     for (let attempt = 0; attempt < 4; attempt++) {
       // One statement checks the daily limit and inserts, so concurrent creates cannot overshoot it.

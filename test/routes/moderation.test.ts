@@ -9,6 +9,7 @@ import { env, evictDurableObject, runInDurableObject, SELF } from "cloudflare:te
 import { describe, expect, it } from "vitest";
 import type { ChatRoom } from "../../src/objects/chat-room";
 import type { ServerMessage } from "../../src/protocol";
+import { nearbyRooms } from "../../src/suggestions/location";
 import { BASE, connectWs, tokenFor, type TestSocket } from "../helpers";
 import { closed, joined, sendText, stubOf } from "../helpers/rooms";
 
@@ -375,6 +376,22 @@ describe("private rooms", () => {
     expect((await call(eve, `/api/chat/rooms/${room}`, asAdmin)).status).toBe(200);
   });
 
+  it("nor through room ids or suggestions: a public room of the same name gets the plain slug; located private rooms are never suggested", async () => {
+    const owner = uid("owner");
+    const name = uid("Hidden Place");
+    const lat = 48.8566;
+    const lon = 2.3522;
+    const res = await call(owner, "/api/chat/rooms", { method: "POST", json: { name, category: "local", visibility: "private", lat, lon } });
+    const secret = ((await res.json()) as { id: string }).id;
+    const pub = await call(uid("eve"), "/api/chat/rooms", { method: "POST", json: { name, category: "local", lat, lon } });
+    const publicId = ((await pub.json()) as { id: string }).id;
+    expect(publicId).toBe(name.toLowerCase().replace(/[^a-z0-9]+/g, "-"));
+    expect(secret).not.toBe(publicId);
+    const near = (await nearbyRooms(env, { lat, lon })).map((r) => r.id);
+    expect(near).toContain(publicId);
+    expect(near).not.toContain(secret);
+  });
+
   it("members see, read and join it; removal closes their sockets; a member may leave; a member cannot add others", async () => {
     const owner = uid("owner");
     const eve = uid("eve");
@@ -436,5 +453,3 @@ describe("validation and rate limit", () => {
     expect((await call(other, `/api/chat/rooms/${room}/messages/x/reports`, { method: "POST", json: { reason: "r" } })).status).toBe(404);
   });
 });
-
-void env;
