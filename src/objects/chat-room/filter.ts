@@ -49,7 +49,11 @@ export function normalizedWords(text: string): string[] {
 /** `aaabbc` → `abc`: the key under which listed words are looked up, repeats ignored. */
 function squeeze(w: string): string {
   let out = "";
-  for (const ch of w) if (!out.endsWith(ch)) out += ch;
+  let prev = "";
+  for (const ch of w) {
+    if (ch !== prev) out += ch;
+    prev = ch;
+  }
   return out;
 }
 
@@ -64,6 +68,10 @@ export interface CompiledFilter {
 export function compileFilter(words: Iterable<string>): CompiledFilter {
   const byKey = new Map<string, { word: string; re: RegExp }[]>();
   let size = 0;
+  /** The normalised words themselves, and their shortest and longest lengths: a spaced-out run is tested only at these lengths. */
+  const exact = new Set<string>();
+  let minLen = Number.POSITIVE_INFINITY;
+  let maxLen = 0;
   for (const original of words) {
     const w = normalizeWord(original);
     if (!w) continue;
@@ -73,6 +81,9 @@ export function compileFilter(words: Iterable<string>): CompiledFilter {
     // Each letter may repeat: `spam` → /^s+p+a+m+$/u (letters and digits only, so nothing to escape).
     list.push({ word: w, re: new RegExp(`^${[...w].map((ch) => `${ch}+`).join("")}$`, "u") });
     byKey.set(key, list);
+    exact.add(w);
+    minLen = Math.min(minLen, w.length);
+    maxLen = Math.max(maxLen, w.length);
     size++;
   }
   const test = (candidate: string): string | null => {
@@ -92,11 +103,12 @@ export function compileFilter(words: Iterable<string>): CompiledFilter {
         if (hit) return hit;
         // Letters spaced out: a run of one-character words read as one word.
         if ([...ws[i]].length === 1) {
-          // Only the last FILTER_WORD_MAX letters can end a listed word: bounded work per letter.
-          run = (run + ws[i]).slice(-FILTER_WORD_MAX);
-          for (let start = run.length - 2; start >= 0; start--) {
-            const r = test(run.slice(start));
-            if (r) return r;
+          // Only the run's last letters can end a listed word, and only a key's length of them
+          // (letters spaced out are not also repeated): bounded work per letter.
+          run = (run + ws[i]).slice(-maxLen);
+          for (let len = Math.max(2, minLen); len <= run.length; len++) {
+            const candidate = run.slice(run.length - len);
+            if (exact.has(candidate)) return candidate;
           }
         } else run = "";
       }
