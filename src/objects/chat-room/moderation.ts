@@ -265,11 +265,17 @@ export class Moderation {
         if (wait > 0) return { code: "slow_mode", message: `Slow mode: one message every ${this.settings.slowModeSec} s.`, retryAfterMs: Math.ceil(wait) };
       }
     }
-    if (text !== undefined && this.filter.size > 0 && this.filter.match(text) !== null) {
-      // The word is not echoed: the sender knows what they wrote, and logs should not collect it.
-      return { code: "filtered", message: "The message contains a word this room does not allow." };
-    }
-    return null;
+    // The word is not echoed: the sender knows what they wrote, and logs should not collect it.
+    return text === undefined ? null : this.filterRefusal(text);
+  }
+
+  /**
+   * The filter alone (deployment + room lists, compiled): for an edit's new text, which must be
+   * refused `filtered` like a send (`matchesFilter` in filter.ts is the same rule for any list).
+   */
+  filterRefusal(text: string): Refusal | null {
+    if (this.filter.size === 0 || this.filter.match(text) === null) return null;
+    return { code: "filtered", message: "The message contains a word this room does not allow." };
   }
 
   /** Records an accepted send (slow mode's clock). */
