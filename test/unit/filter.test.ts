@@ -53,7 +53,9 @@ describe("matchesFilter", () => {
     f.match(text);
     const t0 = performance.now();
     for (let i = 0; i < 10; i++) expect(f.match(text)).toBeNull();
-    // Measured about 4 ms per 4000-character message with this list on the development machine (0.6 ms when no listed word is longer than 7 letters).
-    expect((performance.now() - t0) / 10).toBeLessThan(20);
+    // Linear in the text: about 4 ms per 4000-character message with this list on the development
+    // machine (0.6 ms when no listed word is longer than 7 letters); testing every substring of the
+    // run (quadratic) takes hundreds. The bound is generous for a loaded machine.
+    expect((performance.now() - t0) / 10).toBeLessThan(100);
   });
 });
