@@ -31,7 +31,7 @@ export function createApp() {
     cors({
       origin: "*",
       allowHeaders: ["Authorization", "Content-Type", "Range", "If-None-Match", "If-Range"],
-      allowMethods: ["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
+      allowMethods: ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
       exposeHeaders: ["X-Request-Id", "ETag", "Content-Range", "Accept-Ranges", "Content-Disposition", "Content-Length", "Location", "Retry-After"],
       maxAge: 600,
     }),

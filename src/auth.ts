@@ -138,7 +138,22 @@ export async function authenticate(req: Request, env: Env): Promise<{ user: Auth
     throw unauthorized("Token `sub` must be 1-128 characters of letters, digits and _.:@|+-.");
   }
   const name = wellFormedName(typeof payload.name === "string" ? payload.name : "") || wellFormedName(sub);
-  return { user: { id: sub, name }, protocol: found.protocol };
+  const user: AuthUser = { id: sub, name };
+  if (isAdminClaim(payload, env)) user.admin = true;
+  return { user, protocol: found.protocol };
+}
+
+/**
+ * True when the verified token names a deployment admin: its claim `ADMIN_CLAIM` (default `role`)
+ * equals `ADMIN_CLAIM_VALUE` (default `admin`), or is an array containing it. An empty
+ * `ADMIN_CLAIM` turns admins off.
+ */
+export function isAdminClaim(payload: JWTPayload, env: Pick<Env, "ADMIN_CLAIM" | "ADMIN_CLAIM_VALUE">): boolean {
+  const claim = env.ADMIN_CLAIM ?? "role";
+  if (!claim) return false;
+  const want = env.ADMIN_CLAIM_VALUE || "admin";
+  const v = payload[claim];
+  return v === want || (Array.isArray(v) && v.includes(want));
 }
 
 // Specific but safe reasons: never echo the token or key material.

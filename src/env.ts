@@ -4,6 +4,8 @@
 export interface AuthUser {
   id: string;
   name: string;
+  /** The token carries the deployment admin claim (`ADMIN_CLAIM` = `ADMIN_CLAIM_VALUE`). */
+  admin?: boolean;
 }
 
 export interface AppEnv {

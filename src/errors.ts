@@ -10,6 +10,8 @@ export const ERROR_STATUS = {
   unauthorized: 401,
   forbidden: 403,
   blocked: 403,
+  /** Moderation: banned from the room (refused upgrade; body has `until`). */
+  banned: 403,
   not_found: 404,
   conflict: 409,
   too_large: 413,

@@ -8,7 +8,11 @@ import { ApiError } from "./errors";
 export const ErrorSchema = z
   .object({
     error: z.object({
-      code: z.string().openapi({ example: "bad_request" }),
+      code: z.string().openapi({
+        example: "bad_request",
+        description:
+          "One of: bad_request, unauthorized, forbidden, blocked, banned, not_found, conflict, too_large, quota_exceeded, unsupported_media_type, range_not_satisfiable, rate_limited, internal, misconfigured, unavailable. A room upgrade refused to a banned user is 403 `banned` with `until`. WebSocket `error` frames add the moderation refusals muted (with until), slow_mode (with retryAfterMs), frozen and filtered (docs/protocol.md).",
+      }),
       message: z.string(),
       requestId: z.string(),
     }),

@@ -17,6 +17,7 @@ export const REST_LIMITS = {
   mediaUpload: { binding: "RL_MEDIA_UPLOAD", period: 60, what: "media uploads" },
   presence: { binding: "RL_PRESENCE", period: 60, what: "presence look-ups" },
   search: { binding: "RL_SEARCH", period: 60, what: "searches" },
+  moderation: { binding: "RL_MODERATION", period: 60, what: "moderation actions" },
 } as const satisfies Record<string, { binding: keyof Env; period: 10 | 60; what: string }>;
 
 /** One of {@link REST_LIMITS}. */

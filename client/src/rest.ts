@@ -18,6 +18,8 @@ export interface RoomInfo {
   onlineCount: number;
   messageCount: number;
   lastMessageAt: number | null;
+  /** `private`: listed and readable by its members only (docs/moderation.md). */
+  visibility?: "public" | "private";
 }
 
 /** What `createRoom` takes. */
@@ -27,6 +29,8 @@ export interface NewRoom {
   description?: string;
   lat?: number;
   lon?: number;
+  /** Default `public`. */
+  visibility?: "public" | "private";
 }
 
 /** One page of a list: the items and the cursor of the next page (null on the last). */

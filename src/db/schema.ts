@@ -32,12 +32,29 @@ export const rooms = sqliteTable(
     onlineCount: integer("online_count").notNull().default(0),
     messageCount: integer("message_count").notNull().default(0),
     lastMessageAt: integer("last_message_at"),
+    /** `private`: listed and readable only by its members (`room_members`); fixed at creation. */
+    visibility: text("visibility", { enum: ["public", "private"] }).notNull().default("public"),
   },
   (t) => [
     index("rooms_category_idx").on(t.category, t.id),
     index("rooms_created_by_idx").on(t.createdBy, t.createdAt),
     index("rooms_cell_idx").on(t.cell),
   ],
+);
+
+/**
+ * Members of private rooms: a mirror, for the directory queries (list, categories), of the
+ * membership the room's Durable Object keeps authoritatively. Written after the object accepted a
+ * change; the object, not this table, decides who may read or join.
+ */
+export const roomMembers = sqliteTable(
+  "room_members",
+  {
+    roomId: text("room_id").notNull(),
+    userId: text("user_id").notNull(),
+    addedAt: integer("added_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.roomId, t.userId] }), index("room_members_user_idx").on(t.userId, t.roomId)],
 );
 
 /** Media metadata; the bytes are in R2 under `r2Key`. */

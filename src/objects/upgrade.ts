@@ -48,6 +48,8 @@ export const UPGRADE_HEADERS = {
   roomId: "X-Chat-Room-Id",
   /** The subprotocol the object echoes in its 101 (never a `bearer.` entry). */
   protocol: "X-Chat-Ws-Protocol",
+  /** "admin" when the token carries the deployment admin claim (room sockets). */
+  role: "X-Chat-User-Role",
 } as const;
 
 /**
@@ -66,6 +68,8 @@ export interface UpgradeIdentity {
   roomId?: string;
   /** The subprotocol to echo, if any. */
   protocol?: string;
+  /** The token carries the deployment admin claim. */
+  admin?: boolean;
 }
 
 /**
@@ -109,6 +113,7 @@ export function upgradeRequest(request: Request, identity: UpgradeIdentity): Req
   headers.set(UPGRADE_HEADERS.userName, encodeHeaderValue(identity.userName));
   if (identity.roomId !== undefined) headers.set(UPGRADE_HEADERS.roomId, encodeHeaderValue(identity.roomId));
   if (identity.protocol) headers.set(UPGRADE_HEADERS.protocol, encodeHeaderValue(identity.protocol));
+  if (identity.admin) headers.set(UPGRADE_HEADERS.role, "admin");
 
   const url = new URL(request.url);
   url.searchParams.delete("token");

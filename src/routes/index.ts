@@ -4,6 +4,7 @@ import type { AppEnv } from "../env";
 import { blocks } from "./blocks";
 import { dms } from "./dms";
 import { media } from "./media";
+import { moderation } from "./moderation";
 import { presence } from "./presence";
 import { rooms } from "./rooms";
 import { suggestions } from "./suggestions";
@@ -15,6 +16,8 @@ export function registerRoutes(app: OpenAPIHono<AppEnv>): void {
   // Before `rooms`, whose `/:roomId/...` routes would otherwise see "suggestions" as a room id.
   app.route("/api/chat/rooms/suggestions", suggestions);
   app.route("/api/chat/rooms", rooms);
+  // Moderation and private rooms: more routes under /api/chat/rooms/:roomId (PATCH/DELETE the room, bans, …).
+  app.route("/api/chat/rooms", moderation);
   // `dms` also owns the inbox socket, GET /api/chat/ws.
   app.route("/api/chat", dms);
   app.route("/api/chat/blocks", blocks);

@@ -17,6 +17,9 @@ import { cursorKey, encodeCursor, pageQuery, pageSchema, takePage } from "../pag
 import { PAGE_MAX, RoomMessage } from "../protocol";
 import { rateLimit } from "../rate-limits";
 import { SEARCH_QUERY_MAX } from "../objects/chat-room/search";
+import type { AuthUser } from "../env";
+import { roomMembers } from "../db/schema";
+import { assertCanRead, moderate, noSuchRoom } from "./room-gate";
 
 /** Room categories a room may be created in; `/categories` lists every one, with its room count. */
 export const ROOM_CATEGORIES = ["general", "local", "tech", "science", "gaming", "sports", "music", "arts", "news", "other"] as const;
@@ -43,8 +46,8 @@ export function slugify(name: string): string {
   return s || "room";
 }
 
-const Category = z.enum(ROOM_CATEGORIES).openapi({ example: "tech" });
-const RoomId = z.string().regex(ROOM_ID_RE, "must be a room id (a lowercase slug)").openapi({ param: { name: "roomId", in: "path" }, example: "general" });
+export const Category = z.enum(ROOM_CATEGORIES).openapi({ example: "tech" });
+export const RoomId = z.string().regex(ROOM_ID_RE, "must be a room id (a lowercase slug)").openapi({ param: { name: "roomId", in: "path" }, example: "general" });
 
 const Room = z
   .object({
@@ -59,6 +62,7 @@ const Room = z
     onlineCount: z.number().int().openapi({ description: "Distinct users in the room (updated by the room, a few seconds behind)" }),
     messageCount: z.number().int(),
     lastMessageAt: z.number().nullable(),
+    visibility: z.enum(["public", "private"]).openapi({ description: "`private`: listed, readable and joinable by its members only" }),
   })
   .openapi("Room");
 type Room = z.infer<typeof Room>;
@@ -72,6 +76,15 @@ const JoinedRoom = Room.extend({
 
 /** Most rooms of one `joined=true` page: each is one call to its room's Durable Object. */
 const JOINED_PAGE_MAX = 50;
+const RoomInfo = Room.extend({
+  roles: z.object({
+    owner: z.string().nullable(),
+    moderators: z.array(z.string()),
+    you: z.enum(["owner", "moderator", "member", "admin"]).openapi({ description: "The caller's own role" }),
+  }),
+  settings: z.object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() }),
+}).openapi("RoomInfo");
+type RoomInfo = z.infer<typeof RoomInfo>;
 
 /**
  * Refuses half of a surrogate pair (a JSON `"\ud800"`, or a client that cut a string inside an emoji):
@@ -96,6 +109,7 @@ const CreateRoom = z
       .default(""),
     lat: z.number().min(-90).max(90).optional(),
     lon: z.number().min(-180).max(180).optional(),
+    visibility: z.enum(["public", "private"]).default("public"),
   })
   .refine((b) => (b.lat === undefined) === (b.lon === undefined), { message: "lat and lon go together", path: ["lat"] })
   .openapi("CreateRoom");
@@ -112,12 +126,26 @@ const roomColumns = {
   onlineCount: roomsTable.onlineCount,
   messageCount: roomsTable.messageCount,
   lastMessageAt: roomsTable.lastMessageAt,
+  visibility: roomsTable.visibility,
 };
 
+/** Rooms `user` may see: public ones, and private ones they are a member of (every room for an admin). */
+function visibleTo(user: AuthUser): SQL | undefined {
+  if (user.admin) return undefined;
+  return sql`(${roomsTable.visibility} = 'public' OR ${roomsTable.id} IN (SELECT ${roomMembers.roomId} FROM ${roomMembers} WHERE ${roomMembers.userId} = ${user.id}))`;
+}
+
 /** The room, or a 404. */
-async function requireRoom(env: Env, roomId: string): Promise<Room> {
+export async function requireRoom(env: Env, roomId: string): Promise<Room> {
   const room = await db(env).select(roomColumns).from(roomsTable).where(eq(roomsTable.id, roomId)).get();
-  if (!room) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
+  if (!room) throw noSuchRoom(roomId);
+  return room;
+}
+
+/** The room if `user` may read it; else the same 404 as a room that does not exist (room-gate.ts). */
+export async function requireReadableRoom(env: Env, roomId: string, user: AuthUser): Promise<Room> {
+  const room = await requireRoom(env, roomId);
+  await assertCanRead(env, room, user);
   return room;
 }
 
@@ -153,6 +181,8 @@ rooms.openapi(
     const { category, q, cursor, joined, limit: asked } = c.req.valid("query");
     const limit = joined === "true" ? Math.min(asked, JOINED_PAGE_MAX) : asked;
     const where: SQL[] = [];
+    const visible = visibleTo(c.get("user"));
+    if (visible) where.push(visible);
     if (category) where.push(eq(roomsTable.category, category));
     if (q) {
       const pattern = `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
@@ -211,7 +241,11 @@ rooms.openapi(
     },
   }),
   async (c) => {
-    const rows = await db(c.env).select({ category: roomsTable.category, count: count() }).from(roomsTable).groupBy(roomsTable.category);
+    const rows = await db(c.env)
+      .select({ category: roomsTable.category, count: count() })
+      .from(roomsTable)
+      .where(visibleTo(c.get("user")))
+      .groupBy(roomsTable.category);
     const counts = new Map(rows.map((r) => [r.category, r.count]));
     return c.json({ categories: ROOM_CATEGORIES.map((category) => ({ category, count: counts.get(category) ?? 0 })) }, 200);
   },
@@ -249,18 +283,32 @@ rooms.openapi(
     );
     let id = base;
     for (let n = 2; taken.has(id) || RESERVED_SLUGS.has(id); n++) id = `${base}-${n}`;
+    // A private room's id has a random suffix: were it the plain slug, a public room created later
+    // under the same name would be given `name-2`, telling its creator that a hidden room exists.
+    if (body.visibility === "private") id = `${base.slice(0, SLUG_MAX - 7)}-${crypto.randomUUID().slice(0, 6)}`;
 
     for (let attempt = 0; attempt < 4; attempt++) {
       // One statement checks the daily limit and inserts, so concurrent creates cannot overshoot it.
       const res = await c.env.DB.prepare(
-        `INSERT INTO rooms (id, name, category, description, lat, lon, cell, created_by, created_at)
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+        `INSERT INTO rooms (id, name, category, description, lat, lon, cell, created_by, created_at, visibility)
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?12
          WHERE (SELECT count(*) FROM rooms WHERE created_by = ?8 AND created_at > ?10) < ?11
          ON CONFLICT (id) DO NOTHING`,
       )
-        .bind(id, body.name, body.category, body.description, lat, lon, cell, user.id, now, now - DAY_MS, limit)
+        .bind(id, body.name, body.category, body.description, lat, lon, cell, user.id, now, now - DAY_MS, limit, body.visibility)
         .run();
       if (res.meta.changes === 1) {
+        // The room's object is told its owner (and visibility) before anyone can learn the id; if
+        // that fails the directory row goes too, so no room exists without an owner.
+        try {
+          await roomStub(c.env, id).initRoom(user.id, body.visibility);
+          if (body.visibility === "private") {
+            await db(c.env).insert(roomMembers).values({ roomId: id, userId: user.id, addedAt: now }).onConflictDoNothing();
+          }
+        } catch (err) {
+          await c.env.DB.prepare("DELETE FROM rooms WHERE id = ?1").bind(id).run();
+          throw err;
+        }
         const room: Room = {
           id,
           name: body.name,
@@ -273,6 +321,7 @@ rooms.openapi(
           onlineCount: 0,
           messageCount: 0,
           lastMessageAt: null,
+          visibility: body.visibility,
         };
         return c.json(room, 201);
       }
@@ -302,15 +351,20 @@ rooms.openapi(
     method: "get",
     path: "/{roomId}",
     tags: ["rooms"],
-    summary: "One room",
+    summary: "One room, with its roles and moderation settings",
     security: bearerSecurity,
     request: { params: z.object({ roomId: RoomId }) },
     responses: {
-      200: { description: "The room", content: { "application/json": { schema: Room } } },
+      200: { description: "The room", content: { "application/json": { schema: RoomInfo } } },
       ...errorResponses(400, 401, 404),
     },
   }),
-  async (c) => c.json(await requireRoom(c.env, c.req.valid("param").roomId), 200),
+  async (c) => {
+    const user = c.get("user");
+    const room = await requireReadableRoom(c.env, c.req.valid("param").roomId, user);
+    const { roles, settings } = (await moderate(c.env, room, user, { type: "info" })) as Pick<RoomInfo, "roles" | "settings">;
+    return c.json({ ...room, roles, settings }, 200);
+  },
 );
 
 rooms.openapi(
@@ -340,7 +394,7 @@ rooms.openapi(
   async (c) => {
     const { roomId } = c.req.valid("param");
     const { before, limit } = c.req.valid("query");
-    await requireRoom(c.env, roomId);
+    await requireReadableRoom(c.env, roomId, c.get("user"));
     const page = await roomStub(c.env, roomId).history(before ?? null, limit, c.get("user").id);
     return c.json(page, 200);
   },
@@ -415,8 +469,9 @@ rooms.openapi(
 // The room socket (documented in docs/rooms.md; OpenAPI has no WebSocket operations).
 rooms.get("/:roomId/ws", async (c) => {
   const roomId = c.req.param("roomId");
-  if (!ROOM_ID_RE.test(roomId)) throw new ApiError({ code: "not_found", message: `No room ${roomId}.` });
-  await requireRoom(c.env, roomId);
+  if (!ROOM_ID_RE.test(roomId)) throw noSuchRoom(roomId);
+  // Before the 426 below: a private room's non-member must get the 404 of a room that does not exist.
+  await requireReadableRoom(c.env, roomId, c.get("user"));
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     c.header("Upgrade", "websocket");
     return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
@@ -427,5 +482,7 @@ rooms.get("/:roomId/ws", async (c) => {
     userName: user.name,
     roomId,
     protocol: c.get("wsProtocol"),
+    // The object refuses banned users and non-members of a private room itself (authoritative).
+    admin: user.admin === true,
   });
 });

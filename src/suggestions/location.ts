@@ -176,7 +176,8 @@ export async function nearbyRooms(env: Env, center: LatLon, radiusKm = SUGGEST_R
       lastMessageAt: rooms.lastMessageAt,
     })
     .from(rooms)
-    .where(and(inArray(rooms.cell, coverCells(center.lat, center.lon, radiusKm)), isNotNull(rooms.lat), isNotNull(rooms.lon)))
+    // Private rooms are never suggested: to a non-member they do not exist (docs/moderation.md).
+    .where(and(inArray(rooms.cell, coverCells(center.lat, center.lon, radiusKm)), isNotNull(rooms.lat), isNotNull(rooms.lon), eq(rooms.visibility, "public")))
     .orderBy(desc(rooms.onlineCount))
     .limit(ROOMS_READ_MAX);
   const out: NearbyRoom[] = [];

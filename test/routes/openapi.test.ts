@@ -23,6 +23,25 @@ const EXPECTED: [string, string][] = [
   ["/api/chat/media/{id}", "get"],
   ["/api/chat/media/{id}", "delete"],
   ["/api/presence", "get"],
+  // Moderation and private rooms (docs/moderation.md).
+  ["/api/chat/rooms/{roomId}", "patch"],
+  ["/api/chat/rooms/{roomId}", "delete"],
+  ["/api/chat/rooms/{roomId}/moderators/{userId}", "put"],
+  ["/api/chat/rooms/{roomId}/moderators/{userId}", "delete"],
+  ["/api/chat/rooms/{roomId}/bans/{userId}", "put"],
+  ["/api/chat/rooms/{roomId}/bans/{userId}", "delete"],
+  ["/api/chat/rooms/{roomId}/bans", "get"],
+  ["/api/chat/rooms/{roomId}/mutes/{userId}", "put"],
+  ["/api/chat/rooms/{roomId}/mutes/{userId}", "delete"],
+  ["/api/chat/rooms/{roomId}/kicks", "post"],
+  ["/api/chat/rooms/{roomId}/pins/{messageId}", "put"],
+  ["/api/chat/rooms/{roomId}/pins/{messageId}", "delete"],
+  ["/api/chat/rooms/{roomId}/filters", "put"],
+  ["/api/chat/rooms/{roomId}/messages/{messageId}/reports", "post"],
+  ["/api/chat/rooms/{roomId}/reports", "get"],
+  ["/api/chat/rooms/{roomId}/audit", "get"],
+  ["/api/chat/rooms/{roomId}/members/{userId}", "put"],
+  ["/api/chat/rooms/{roomId}/members/{userId}", "delete"],
 ];
 
 describe("OpenAPI", () => {
@@ -40,6 +59,11 @@ describe("OpenAPI", () => {
         expect((op as { responses?: object }).responses, `${m} ${p}`).toBeTruthy();
       }
     }
+  });
+
+  it("documents the WebSocket error codes, moderation refusals included", async () => {
+    const doc = (await (await SELF.fetch(`${BASE}/api/openapi.json`)).json()) as { components: { schemas: Record<string, { enum?: string[] }> } };
+    expect(doc.components.schemas.WsErrorCode?.enum).toEqual(expect.arrayContaining(["banned", "muted", "slow_mode", "frozen", "filtered"]));
   });
 
   it("serves the docs UI without auth", async () => {

@@ -28,9 +28,12 @@ import { Fanout } from "../fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
-import { hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
+import { closeQuietly, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
+import { UPGRADE_HEADERS } from "../upgrade";
 import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
+import { deploymentWords } from "./filter";
+import { type Actor, type ModAction, type ModResult, Moderation, type Refusal, type Role, type Visibility } from "./moderation";
 import { ROOM_MIGRATIONS } from "./schema";
 import { RoomStats, STATS_RETRY_MS } from "./stats";
 import { LIFECYCLE_RETRY_MS, RoomLifecycle } from "./lifecycle";
@@ -105,7 +108,11 @@ export class ChatRoom extends DurableObject<Env> {
   private readonly media: RoomMediaRefs;
   /** edit_message, delete_message, react, mark_read, and mentions (lifecycle.ts). */
   private readonly lifecycle: RoomLifecycle;
+  /** Roles, bans, mutes, slow mode, freeze, pins, filter, reports, audit (moderation.ts). */
+  private readonly mod: Moderation;
   private schemaReady = false;
+  /** Set by `destroy`: events of the sockets it closed must not create the storage again. */
+  private destroyed = false;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
 
@@ -116,6 +123,7 @@ export class ChatRoom extends DurableObject<Env> {
     this.reactions = new RoomReactions(ctx.storage.sql, this.messages);
     this.readState = new RoomReadState(ctx.storage.sql);
     this.media = new RoomMediaRefs(ctx.storage.sql, env, this.roomId);
+    this.mod = new Moderation(ctx.storage.sql, deploymentWords(env.FILTER_WORDS), () => this.roomId);
     this.stats = new RoomStats(ctx.storage.sql, env, this.roomId, {
       scheduleAlarm: (at) => this.scheduleAlarm(at),
       read: () => ({ onlineCount: onlineCount(this.sessions()), messageCount: this.messages.lastSeq, lastMessageAt: this.messages.lastMessageAt }),
@@ -249,14 +257,19 @@ export class ChatRoom extends DurableObject<Env> {
           { status: 426, headers: { Upgrade: "websocket" } },
         );
       }
+      if (this.destroyed) return errorResponse(new ApiError({ code: "not_found", message: `No room ${this.roomId}.` }));
       const who = upgradeIdentity(request);
       if (!who) {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
       this.ensureSchema();
+      const admin = request.headers.get(UPGRADE_HEADERS.role) === "admin";
+      // Banned users and non-members of a private room are refused before the upgrade (the latter as a room that does not exist).
+      const refusal = this.mod.joinRefusal(who.userId, admin);
+      if (refusal) return errorResponse(new ApiError({ code: refusal.code === "banned" ? "banned" : "not_found", message: refusal.message, details: refusal.code === "banned" ? { until: refusal.until } : undefined }));
       let mine = 0;
       for (const c of this.conns.values()) if (c.session.userId === who.userId) mine++;
-      const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false }));
+      const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false, ...(admin ? { admin: true as const } : {}) }));
       if (hosted) {
         this.conns.set(hosted.session.connId, hosted);
         this.scheduleAlarm(hosted.session.connectedAt + this.host.cfg.presenceTimeoutMs + 1);
@@ -274,6 +287,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, _reason: string, _wasClean: boolean): Promise<void> {
     try {
+      if (this.destroyed) return closeQuietly(ws, code, "closed");
       // The close may be what woke the object: load the room id before announcing the leave.
       this.ensureSchema();
       const conn = this.connOf(ws);
@@ -286,6 +300,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     try {
+      if (this.destroyed) return;
       this.ensureSchema();
       const conn = this.connOf(ws);
       this.host.log("socket error", error, conn?.session.connId);
@@ -304,6 +319,7 @@ export class ChatRoom extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     try {
+      if (this.destroyed) return;
       this.ensureSchema();
       const now = Date.now();
       const { expired, nextAt } = this.host.expired([...this.conns.values()], now);
@@ -333,10 +349,14 @@ export class ChatRoom extends DurableObject<Env> {
   private async dispatch(conn: Conn, msg: ClientMessage): Promise<void> {
     const { ws, session: s } = conn;
     switch (msg.type) {
-      case "join_room":
+      case "join_room": {
+        // Checked on every join, so a ban or a removal made since the upgrade holds on every tab.
+        const refusal = this.mod.joinRefusal(s.userId, s.admin === true);
+        if (refusal) return this.refuse(ws, msg.id, refusal);
         this.join(conn, msg.since, msg.sinceRev);
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
         return;
+      }
       case "leave_room":
         this.leave(conn);
         if (msg.id !== undefined) this.host.send(ws, { type: "ack", id: msg.id });
@@ -448,6 +468,7 @@ export class ChatRoom extends DurableObject<Env> {
       lastRev: this.messages.lastRev,
       ...(truncated ? { replayTruncated: true as const, nextSince: upTo } : {}),
       ...(changesTruncated ? { changesTruncated: true as const } : {}),
+      ...this.mod.stateFor(s.userId, s.admin === true, (id) => this.messageById(id)),
     });
     let pages = 0;
     if (since !== undefined && since < upTo) pages += this.replay(ws, s.userId, since, upTo);
@@ -525,6 +546,9 @@ export class ChatRoom extends DurableObject<Env> {
   private async sendMessage(conn: Conn, msg: Extract<ClientMessage, { type: "send_room_message" }>): Promise<void> {
     const { ws, session: s } = conn;
     if (!s.joined) return this.host.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before sending.");
+    // Ban, freeze, mute, slow mode and the word filter, from memory: a refused send is stored nowhere.
+    const refusal = this.mod.checkSend(s.userId, s.admin === true, msg.text, Date.now());
+    if (refusal) return this.refuse(ws, msg.id, refusal);
     const withMedia = msg.mediaIds !== undefined && msg.mediaIds.length > 0;
     // Media sends run one at a time with the room's media releases (media-refs.ts), so a release
     // never unbinds media that a message being stored carries.
@@ -577,6 +601,7 @@ export class ChatRoom extends DurableObject<Env> {
     if (media) this.media.add(message.seq, media);
     if (message.mentions) this.readState.setMentions(message);
     this.fanout.publish({ type: "message", message }, { replaceFor: { socket: ws, frame: { type: "ack", id: msg.id, message } } });
+    this.mod.noteSent(s.userId, message.createdAt);
     this.stats.markDirty();
     // Off the hot path (ctx.waitUntil): the ack is already queued.
     if (message.mentions) this.lifecycle.mention(message, message.mentions);
@@ -585,6 +610,80 @@ export class ChatRoom extends DurableObject<Env> {
   /** The first ack again, through the fan-out queue: it carries a seq, so it must not overtake frames still queued for this socket. */
   private ackDuplicate(ws: WebSocket, id: string | number | undefined, first: RoomMessage): void {
     this.fanout.unicast(ws, { type: "ack", id, message: first, duplicate: true });
+  }
+
+  // ------------------------------------------------------------------ moderation (moderation.ts)
+
+  /** The role of a user in this room; `admin` when the caller's token carries the admin claim. */
+  async roleOf(userId: string, admin = false): Promise<Role> {
+    this.ensureSchema();
+    return this.mod.roleOf(userId, admin);
+  }
+
+  /** The one read gate (history, info, search, replies): false answers as a room that does not exist. */
+  async canRead(userId: string, admin = false): Promise<boolean> {
+    this.ensureSchema();
+    return this.mod.canRead(userId, admin);
+  }
+
+  /** Sets the owner and visibility of a room just created (POST /api/chat/rooms). */
+  async initRoom(owner: string, visibility: Visibility): Promise<void> {
+    // A room created again under the id of a deleted one starts afresh.
+    this.destroyed = false;
+    this.ensureSchema();
+    this.mod.init(owner, visibility);
+  }
+
+  /** One moderation action from the REST routes (routes/moderation.ts). `createdBy` adopts an owner for rooms older than owners. */
+  async moderate(actor: Actor, action: ModAction, createdBy: string | null = null): Promise<ModResult> {
+    this.ensureSchema();
+    this.mod.adoptOwner(createdBy);
+    return this.mod.apply(actor, action, {
+      roomId: this.roomId,
+      publish: (frame) => this.fanout.publish(frame),
+      closeUser: (userId, error, reason) => this.closeUser(userId, error, reason),
+      message: (id) => this.messageById(id),
+      nameOf: (userId) => presentUsers(this.sessions()).find((u) => u.userId === userId)?.name ?? userId,
+    });
+  }
+
+  /**
+   * Deletes the room's storage after the Worker removed its directory row: `room_deleted` to every
+   * joined socket, every socket closed, the log and every moderation table gone, the alarm cleared.
+   */
+  async destroy(by: string): Promise<void> {
+    this.ensureSchema();
+    this.fanout.publish({ type: "system", roomId: this.roomId, event: "room_deleted", userId: by, name: by, at: Date.now(), by });
+    this.fanout.flush();
+    for (const conn of [...this.conns.values()]) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "room deleted");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.alarmAt = null;
+    this.schemaReady = false;
+    this.destroyed = true;
+  }
+
+  /** The error frame of a refused frame, with `until` / `retryAfterMs` when the refusal has them. */
+  private refuse(ws: WebSocket, id: string | number | undefined, r: Refusal): void {
+    this.host.send(ws, { type: "error", id, code: r.code, message: r.message, ...(r.until !== undefined ? { until: r.until } : {}), ...(r.retryAfterMs !== undefined ? { retryAfterMs: r.retryAfterMs } : {}) });
+  }
+
+  /** Sends `error` to each socket of a user, then closes it from the server (a departure, at once). */
+  private async closeUser(userId: string, error: Refusal, reason: string): Promise<number> {
+    let n = 0;
+    for (const conn of [...this.conns.values()]) {
+      if (conn.session.userId !== userId) continue;
+      this.refuse(conn.ws, undefined, error);
+      await this.host.closeFromServer(conn.ws, conn.session, CLOSE.POLICY, reason);
+      n++;
+    }
+    return n;
+  }
+
+  /** A message of the log by its id. */
+  private messageById(id: string): RoomMessage | null {
+    const row = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM messages WHERE id = ?", id).toArray()[0];
+    return row ? (this.messages.range(row.seq - 1, row.seq, 1)[0] ?? null) : null;
   }
 
   // ------------------------------------------------------------------ presence
@@ -640,6 +739,7 @@ export class ChatRoom extends DurableObject<Env> {
     migrate(this.ctx.storage, ROOM_MIGRATIONS);
     this.messages.load();
     this.stats.load();
+    this.mod.load();
     this.schemaReady = true;
   }
 

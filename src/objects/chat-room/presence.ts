@@ -16,6 +16,8 @@ export interface RoomSession extends BaseSession {
   liveFrom?: number;
   /** The room's last rev when this socket joined: every later change reached it live (docs/protocol.md "Resume covers changes"). */
   liveFromRev?: number;
+  /** The token carried the deployment admin claim (moderation.ts). */
+  admin?: true;
 }
 
 /** The fields presence needs. */

@@ -1,6 +1,7 @@
 /** The ChatRoom's storage schema, in order (`../schema.ts` applies it). */
 import type { Migration } from "../schema";
 import { RATE_BUCKETS_TABLE } from "../user-buckets";
+import { MODERATION_TABLES } from "./moderation";
 
 /** Every schema step of a room, oldest first. Never edit a released step; add one. */
 export const ROOM_MIGRATIONS: readonly Migration[] = [
@@ -89,6 +90,13 @@ export const ROOM_MIGRATIONS: readonly Migration[] = [
         "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='seq', tokenize='unicode61 remove_diacritics 2')",
       );
       sql.exec("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')");
+    },
+  },
+  {
+    version: 5,
+    name: "moderation: roles, members, bans, mutes, pins, filter words, reports, audit log",
+    up(sql) {
+      for (const statement of MODERATION_TABLES) sql.exec(statement);
     },
   },
 ];
