@@ -426,7 +426,7 @@ rooms.openapi(
   async (c) => {
     const { roomId, messageId } = c.req.valid("param");
     const { cursor, limit } = c.req.valid("query");
-    await requireRoom(c.env, roomId);
+    await requireReadableRoom(c.env, roomId, c.get("user"));
     const key = cursorKey(cursor, (k) => /^[1-9][0-9]{0,15}$/.test(k));
     const page = await roomStub(c.env, roomId).replies(messageId, key === null ? null : Number(key), limit, c.get("user").id);
     if (!page) throw new ApiError({ code: "not_found", message: `No message ${messageId} in room ${roomId}.` });
@@ -457,7 +457,7 @@ rooms.openapi(
   async (c) => {
     const { roomId } = c.req.valid("param");
     const { q, cursor, limit } = c.req.valid("query");
-    await requireRoom(c.env, roomId);
+    await requireReadableRoom(c.env, roomId, c.get("user"));
     // The cursor is the last result's position in the ranking: its bm25 rank and seq.
     const key = cursorKey(cursor, (k) => /^-?[0-9.e+-]{1,40}:[1-9][0-9]{0,15}$/.test(k) && Number.isFinite(Number(k.split(":")[0])));
     const after = key === null ? null : { rank: Number(key.split(":")[0]), seq: Number(key.split(":")[1]) };

@@ -170,7 +170,9 @@ export class ChatRoom extends DurableObject<Env> {
       fanout: this.fanout,
       sendError: (ws, id, code, message) => this.host.sendError(ws, id, code, message),
       joinedUsers: () => new Set(presentUsers(this.sessions()).map((u) => u.userId)),
-      mayDeleteOthers: (userId) => this.mayDeleteOthers(userId),
+      mayDeleteOthers: (userId, admin) => this.mod.isModerator(userId, admin),
+      auditDelete: (by, m, at) => this.mod.auditDelete(by, m, at),
+      mayBeMentioned: (userId) => this.mod.canRead(userId) && this.mod.banOf(userId) === null,
       scheduleAlarm: (at) => this.scheduleAlarm(at),
       logError: (what, err) => this.host.log(what, err),
     });
@@ -394,6 +396,12 @@ export class ChatRoom extends DurableObject<Env> {
   }
 
   private lifecycleFrame(ws: WebSocket, s: RoomSession, msg: Extract<ClientMessage, { type: "mark_read" | "edit_message" | "delete_message" | "react" }>): void {
+    if (msg.type !== "mark_read") {
+      // A change is a write: a ban, a freeze or a mute refuses it as it refuses a send, and an edit's
+      // new text passes the word filter (slow mode paces new messages only).
+      const refusal = this.mod.checkChange(s.userId, s.admin === true, msg.type === "edit_message" ? msg.text : undefined, Date.now());
+      if (refusal) return this.refuse(ws, msg.id, refusal);
+    }
     switch (msg.type) {
       case "mark_read":
         return this.lifecycle.markRead(ws, s, msg);
@@ -406,14 +414,6 @@ export class ChatRoom extends DurableObject<Env> {
       default:
         assertNever(msg);
     }
-  }
-
-  /**
-   * Whether `userId` may delete other people's messages in this room. False for now: room roles
-   * (moderators, owner, deployment admins) are wired in here once they exist.
-   */
-  private mayDeleteOthers(_userId: string): boolean {
-    return false;
   }
 
   /**

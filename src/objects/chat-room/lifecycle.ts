@@ -46,8 +46,12 @@ export interface LifecycleDeps {
   sendError(ws: WebSocket, id: string | number | undefined, code: "forbidden" | "not_found" | "too_large", message: string): void;
   /** Users with a socket joined to the room now. */
   joinedUsers(): Set<string>;
-  /** May `userId` delete other people's messages here? (Room moderators, once roles exist.) */
-  mayDeleteOthers(userId: string): boolean;
+  /** May this user delete other people's messages here? (The owner, moderators, deployment admins.) */
+  mayDeleteOthers(userId: string, admin: boolean): boolean;
+  /** Records a deletion of someone else's message in the room's audit log. */
+  auditDelete(by: string, m: RoomMessage, at: number): void;
+  /** May this user be told of a mention here (may read the room: a member of a private room, not banned)? */
+  mayBeMentioned(userId: string): boolean;
   /** Moves the room's one alarm earlier to `at` if needed. */
   scheduleAlarm(at: number): void;
   logError(what: string, err: unknown): void;
@@ -80,11 +84,12 @@ export class RoomLifecycle {
     if (!s.joined) return this.d.sendError(ws, msg.id, "forbidden", "Join the room (join_room) before deleting.");
     const m = this.d.log.get(msg.messageId);
     if (!m) return this.d.sendError(ws, msg.id, "not_found", `No message ${msg.messageId} in this room.`);
-    if (m.userId !== s.userId && !this.d.mayDeleteOthers(s.userId)) {
-      return this.d.sendError(ws, msg.id, "forbidden", "Only the author may delete this message.");
+    if (m.userId !== s.userId && !this.d.mayDeleteOthers(s.userId, s.admin === true)) {
+      return this.d.sendError(ws, msg.id, "forbidden", "Only the author or a moderator may delete this message.");
     }
     if (m.deleted === true) return this.ackUnchanged(ws, msg.id, m, s.userId);
     const now = Date.now();
+    if (m.userId !== s.userId) this.d.auditDelete(s.userId, m, now);
     const tomb = this.d.log.tombstone(m, s.userId);
     this.d.reactions.clear(m.seq);
     this.d.readState.clearMentions(m.seq);
@@ -130,7 +135,7 @@ export class RoomLifecycle {
    */
   mention(m: RoomMessage, userIds: readonly string[]): void {
     const present = this.d.joinedUsers();
-    const targets = unique(userIds).filter((u) => u !== m.userId && !present.has(u));
+    const targets = unique(userIds).filter((u) => u !== m.userId && !present.has(u) && this.d.mayBeMentioned(u));
     if (targets.length === 0) return;
     this.d.ctx.waitUntil(
       this.deliverMentions(m, targets).catch((err) => this.d.logError("mention delivery failed", err)),

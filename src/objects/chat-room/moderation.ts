@@ -250,6 +250,22 @@ export class Moderation {
    * Owner, moderators and admins are exempt from freeze and slow mode (not from the filter).
    */
   checkSend(userId: string, admin: boolean, text: string | undefined, now: number): Refusal | null {
+    const refusal = this.checkChange(userId, admin, undefined, now);
+    if (refusal) return refusal;
+    if (this.settings.slowModeSec > 0 && !this.isModerator(userId, admin)) {
+      const last = this.lastSendOf(userId);
+      const wait = last === null ? 0 : last + this.settings.slowModeSec * 1000 - now;
+      if (wait > 0) return { code: "slow_mode", message: `Slow mode: one message every ${this.settings.slowModeSec} s.`, retryAfterMs: Math.ceil(wait) };
+    }
+    // The word is not echoed: the sender knows what they wrote, and logs should not collect it.
+    return text === undefined ? null : this.filterRefusal(text);
+  }
+
+  /**
+   * Checks a change to an existing message (edit, delete, reaction), in memory: ban, freeze, mute,
+   * then the word filter on an edit's new text. Slow mode paces new messages only.
+   */
+  checkChange(userId: string, admin: boolean, text: string | undefined, now: number): Refusal | null {
     const mod = this.isModerator(userId, admin);
     if (!admin) {
       const ban = this.banOf(userId, now);
@@ -259,14 +275,13 @@ export class Moderation {
     if (!mod) {
       const mute = this.current(this.mutes, "mod_mutes", userId, now);
       if (mute) return { code: "muted", message: `You are muted in this room until ${new Date(mute.until ?? 0).toISOString()}.`, until: mute.until };
-      if (this.settings.slowModeSec > 0) {
-        const last = this.lastSendOf(userId);
-        const wait = last === null ? 0 : last + this.settings.slowModeSec * 1000 - now;
-        if (wait > 0) return { code: "slow_mode", message: `Slow mode: one message every ${this.settings.slowModeSec} s.`, retryAfterMs: Math.ceil(wait) };
-      }
     }
-    // The word is not echoed: the sender knows what they wrote, and logs should not collect it.
     return text === undefined ? null : this.filterRefusal(text);
+  }
+
+  /** A moderator's deletion of someone else's message, in the audit log (the tombstone says who deleted it). */
+  auditDelete(by: string, m: RoomMessage, at: number): void {
+    this.audit(at, by, "delete_message", m.userId, null, { messageId: m.id, seq: m.seq });
   }
 
   /**
