@@ -18,6 +18,61 @@ export interface RoomInfo {
   onlineCount: number;
   messageCount: number;
   lastMessageAt: number | null;
+  /** `private` rooms are listed, readable and joinable only by their members. */
+  visibility?: Visibility;
+  /** With `rooms({ joined: true })`: messages after the caller's read position (`room.markRead`). */
+  unread?: number;
+  /** With `rooms({ joined: true })`: of those, how many mention the caller. */
+  mentions?: number;
+}
+
+/** Who may see a room. */
+export type Visibility = "public" | "private";
+
+/** What `updateRoom` changes (owner or admin; moderators only `slowModeSec` and `frozen`). */
+export interface RoomPatch {
+  name?: string;
+  description?: string;
+  category?: string;
+  /** Seconds each member waits between messages; 0 turns slow mode off. */
+  slowModeSec?: number;
+  /** A frozen room refuses every message (`frozen`). */
+  frozen?: boolean;
+}
+
+/** A page of results and the cursor of the next page (null on the last). */
+export interface Page<M> {
+  messages: M[];
+  nextCursor: string | null;
+}
+
+/** A ban or a mute in a room. */
+export interface Sanction {
+  userId: string;
+  by: string;
+  reason?: string | null;
+  /** When it ends (ms since epoch); null when it does not. */
+  until: number | null;
+  createdAt: number;
+}
+
+/** A report of a message (the moderators' queue). */
+export interface Report {
+  id: string;
+  messageId: string;
+  userId: string;
+  reason: string;
+  createdAt: number;
+  [k: string]: unknown;
+}
+
+/** One moderation action: who, what, whom, when. */
+export interface AuditEntry {
+  action: string;
+  by: string;
+  target?: string | null;
+  at: number;
+  [k: string]: unknown;
 }
 
 /** What `createRoom` takes. */
@@ -27,6 +82,8 @@ export interface NewRoom {
   description?: string;
   lat?: number;
   lon?: number;
+  /** Default `public`. */
+  visibility?: Visibility;
 }
 
 /** One page of a list: the items and the cursor of the next page (null on the last). */
@@ -115,12 +172,19 @@ export interface RestContext {
   fetch: typeof fetch;
 }
 
+const enc = encodeURIComponent;
+/** The path of a room, or of something under it. */
+const R = (roomId: string, ...rest: string[]) => ["/api/chat/rooms", roomId, ...rest].map((p, i) => (i ? enc(p) : p)).join("/");
+
 /** Every REST route the SDK wraps. Each answers the route's JSON or throws a `ChatError`. */
 export class Rest {
   constructor(private ctx: RestContext) {}
 
-  /** Rooms, filtered and paginated by cursor. */
-  rooms(q: { category?: string; q?: string; cursor?: string; limit?: number } = {}): Promise<RoomPage> {
+  /**
+   * Rooms, filtered and paginated by cursor. `joined: true`: the rooms the caller joined, each with
+   * `unread` and `mentions`.
+   */
+  rooms(q: { category?: string; q?: string; cursor?: string; limit?: number; joined?: boolean } = {}): Promise<RoomPage> {
     return this.call("GET", "/api/chat/rooms", q);
   }
 
@@ -131,17 +195,109 @@ export class Rest {
 
   /** One room. */
   getRoom(roomId: string): Promise<RoomInfo> {
-    return this.call("GET", `/api/chat/rooms/${encodeURIComponent(roomId)}`);
+    return this.call("GET", R(roomId));
   }
 
-  /** Creates a room. */
+  /** Creates a room (`visibility: "private"`: only its members see it). */
   createRoom(room: NewRoom): Promise<RoomInfo> {
     return this.call("POST", "/api/chat/rooms", undefined, room);
   }
 
+  /** Changes a room's name, description, category, slow mode or frozen state. */
+  updateRoom(roomId: string, patch: RoomPatch): Promise<RoomInfo> {
+    return this.call("PATCH", R(roomId), undefined, patch);
+  }
+
+  /** Deletes a room and its log (owner, admin); its sockets are closed. */
+  async deleteRoom(roomId: string): Promise<void> {
+    await this.call("DELETE", R(roomId));
+  }
+
   /** A page of a room's history, newest first. */
   roomHistory(roomId: string, q: { before?: number; limit?: number } = {}): Promise<HistoryPage<RoomMessage>> {
-    return this.call("GET", `/api/chat/rooms/${encodeURIComponent(roomId)}/messages`, q);
+    return this.call("GET", R(roomId, "messages"), q);
+  }
+
+  /** A thread: the replies to a message, oldest first. */
+  replies(roomId: string, messageId: string, q: { cursor?: string; limit?: number } = {}): Promise<Page<RoomMessage>> {
+    return this.call("GET", R(roomId, "messages", messageId, "replies"), q);
+  }
+
+  /** Full-text search over a room's log, best match first (deleted messages never match). */
+  searchRoom(roomId: string, q: { q: string; cursor?: string; limit?: number }): Promise<Page<RoomMessage>> {
+    return this.call("GET", R(roomId, "search"), q);
+  }
+
+  /** Full-text search over the caller's DMs, best match first. */
+  searchDms(q: { q: string; cursor?: string; limit?: number }): Promise<Page<DmMessage>> {
+    return this.call("GET", "/api/chat/dms/search", q);
+  }
+
+  // ---- moderation (shared/DESIGN.md "Moderation and private rooms"); refusals are ChatErrors (403 forbidden, …)
+
+  /** Names (`on`) or removes a moderator (owner, admin). */
+  async setModerator(roomId: string, userId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "moderators", userId));
+  }
+
+  /** Bans a user (moderators): their sockets close and joins are refused, for `durationSec` or for ever. */
+  async ban(roomId: string, userId: string, o: { reason?: string; durationSec?: number } = {}): Promise<void> {
+    await this.call("PUT", R(roomId, "bans", userId), undefined, o);
+  }
+
+  /** Lifts a ban. */
+  async unban(roomId: string, userId: string): Promise<void> {
+    await this.call("DELETE", R(roomId, "bans", userId));
+  }
+
+  /** The room's bans (moderators). */
+  bans(roomId: string): Promise<{ bans: Sanction[] }> {
+    return this.call("GET", R(roomId, "bans"));
+  }
+
+  /** Mutes a user for `durationSec` (moderators): their sends are refused with `muted`. */
+  async mute(roomId: string, userId: string, o: { durationSec: number; reason?: string }): Promise<void> {
+    await this.call("PUT", R(roomId, "mutes", userId), undefined, o);
+  }
+
+  /** Lifts a mute. */
+  async unmute(roomId: string, userId: string): Promise<void> {
+    await this.call("DELETE", R(roomId, "mutes", userId));
+  }
+
+  /** Closes a user's sockets in the room (moderators); they may come back. */
+  async kick(roomId: string, userId: string, reason?: string): Promise<void> {
+    await this.call("POST", R(roomId, "kicks"), undefined, { userId, reason });
+  }
+
+  /** Pins (`on`) or unpins a message (moderators); pins come in `room_state.pinned`. */
+  async pin(roomId: string, messageId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "pins", messageId));
+  }
+
+  /** Sets the room's word list (moderators), on top of the deployment's: matching sends get `filtered`. */
+  async setFilters(roomId: string, words: string[]): Promise<void> {
+    await this.call("PUT", R(roomId, "filters"), undefined, { words });
+  }
+
+  /** Reports a message to the room's moderators. */
+  async report(roomId: string, messageId: string, reason: string): Promise<void> {
+    await this.call("POST", R(roomId, "messages", messageId, "reports"), undefined, { reason });
+  }
+
+  /** The room's report queue (moderators). */
+  reports(roomId: string, q: { cursor?: string; limit?: number } = {}): Promise<{ reports: Report[]; nextCursor?: string | null }> {
+    return this.call("GET", R(roomId, "reports"), q);
+  }
+
+  /** Every moderation action in the room, newest first (moderators). */
+  audit(roomId: string, q: { cursor?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; nextCursor?: string | null }> {
+    return this.call("GET", R(roomId, "audit"), q);
+  }
+
+  /** Adds (`on`) or removes a member of a private room (owner, moderators; a member may remove themself). */
+  async setMember(roomId: string, userId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "members", userId));
   }
 
   /** Room suggestions near `lat`/`lon` (else the user's last known location). */
@@ -161,7 +317,7 @@ export class Rest {
 
   /** A page of a conversation's history, newest first. */
   dmHistory(conversationId: string, q: { before?: number; limit?: number } = {}): Promise<HistoryPage<DmMessage>> {
-    return this.call("GET", `/api/chat/dms/${encodeURIComponent(conversationId)}/messages`, q);
+    return this.call("GET", `/api/chat/dms/${enc(conversationId)}/messages`, q);
   }
 
   /** Users the caller blocks, most recent first, a page at a time (pass `nextCursor` back as `cursor`). */
@@ -176,7 +332,7 @@ export class Rest {
 
   /** Unblocks a user (idempotent). */
   async unblock(userId: string): Promise<void> {
-    await this.call("DELETE", `/api/chat/blocks/${encodeURIComponent(userId)}`);
+    await this.call("DELETE", `/api/chat/blocks/${enc(userId)}`);
   }
 
   /** Statuses of up to 100 users. */
@@ -251,6 +407,7 @@ function answer(status: number, text: string): unknown {
     body = undefined;
   }
   if (status >= 200 && status < 300) return body;
-  const e = (body as { error?: { code?: string; message?: string; requestId?: string; retryAfterMs?: number } } | undefined)?.error;
-  throw new ChatError(e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.retryAfterMs, status, e?.requestId);
+  const e = (body as { error?: { code?: string; message?: string; requestId?: string; retryAfterMs?: number; until?: number | null } } | undefined)
+    ?.error;
+  throw new ChatError(e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.retryAfterMs, status, e?.requestId, e?.until);
 }
