@@ -20,6 +20,16 @@ export interface Reload {
 /** The event each change frame is emitted as. */
 export const CHANGE_EVENT = { message_updated: "updated", message_deleted: "deleted", reaction: "reaction" } as const;
 
+/**
+ * The change an ack stands for: the server answers the changer's socket with an `ack` carrying the
+ * message as it now is, in the place of the broadcast frame the others get.
+ */
+export function ackChange(m: RoomMessage | DmMessage): Change {
+  return m.deleted
+    ? { type: "message_deleted", messageId: m.id, seq: m.seq, deletedBy: m.deletedBy ?? "", rev: m.rev, ...("roomId" in m ? { roomId: m.roomId } : { conversationId: m.conversationId }) }
+    : { type: "message_updated", message: m };
+}
+
 /** The id and rev of the message a change is about. */
 export function changeTarget(c: Change): { id: string; rev: number | undefined } {
   return c.type === "message_updated" ? { id: c.message.id, rev: c.message.rev } : { id: c.messageId, rev: c.rev };

@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff.js";
-import { CHANGE_EVENT, Revs, applyChange, changeTarget, type Change, type MessageDeleted, type Mention, type Reaction, type Reload } from "./changes.js";
+import { CHANGE_EVENT, Revs, ackChange, applyChange, changeTarget, type Change, type MessageDeleted, type Mention, type Reaction } from "./changes.js";
 import { Connection, type ConnectionState, type Reply } from "./connection.js";
 import { Emitter } from "./emitter.js";
 import { ChatError, PERMANENT_CODES, toError } from "./errors.js";
@@ -37,8 +37,6 @@ export interface InboxEvents {
   reaction: Reaction;
   /** The user was mentioned in a room they are not in. */
   mention: Mention;
-  /** The server could not replay every change missed (a `sync` ack with `changesTruncated`): reload the DMs shown. */
-  reload: Reload;
   /** The inbox socket changed state. */
   connection: ConnectionState;
   /** The socket went down (`reason` says why); it reconnects on its own. */
@@ -111,7 +109,7 @@ export class Inbox extends Emitter<InboxEvents> {
       ctx.backoff,
       ctx.random,
     );
-    this.requests = new Requests(this.conn, () => this.live, ctx);
+    this.requests = new Requests(this.conn, () => this.live, ctx, (m) => this.change(ackChange(m)));
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => void this.resync(true, undefined));
     this.conn.on("down", (reason) => {
@@ -198,10 +196,10 @@ export class Inbox extends Emitter<InboxEvents> {
   }
 
   /**
-   * Replaces the text of one of this user's DMs (both copies change). Resolves with the ack's message
-   * when the server includes it; the `updated` event reaches every socket of both users. Waits while
-   * disconnected and is sent again after a reconnect until answered; rejects with a `ChatError`
-   * (`forbidden`, `not_found`, `bad_request`, `blocked`, …).
+   * Replaces the text of one of this user's DMs (both copies change). Resolves with the message as
+   * it now is; this socket emits it as `updated` (from the ack), the user's other sockets and the
+   * peer's from the broadcast. Waits while disconnected and is sent again after a reconnect until
+   * answered; rejects with a `ChatError` (`forbidden`, `not_found`, `bad_request`, `blocked`, …).
    */
   async editMessage(conversationId: string, messageId: string, text: string, options: { mentions?: string[] } = {}): Promise<DmMessage | undefined> {
     const ack = await this.requests.add({ type: "edit_message", conversationId, messageId, text, mentions: options.mentions });
@@ -213,7 +211,7 @@ export class Inbox extends Emitter<InboxEvents> {
     return this.control({ type: "delete_message", conversationId, messageId });
   }
 
-  /** Puts one emoji on a DM (`on` = false takes it off); the `reaction` event follows. */
+  /** Puts one emoji on a DM (`on` = false takes it off); this socket emits `updated` (the message as it now is), others `reaction`. */
   react(conversationId: string, messageId: string, emoji: string, on = true): Promise<void> {
     return this.control({ type: "react", conversationId, messageId, emoji, on });
   }
@@ -327,8 +325,8 @@ export class Inbox extends Emitter<InboxEvents> {
     this.live = false;
     this.syncing = true;
     this.revs.reset();
-    // Changes since this position to the DMs held here are replayed by the sync; it is fixed for
-    // the whole catch-up (a replay is not in rev order).
+    // Changes since this position to the DMs held here are replayed by the sync (each chunk of
+    // conversations from here; a chunk's continuation from its ack's `lastRev`).
     const sinceRev = this.revs.last;
     let ids = only ?? [...this.positions.keys()];
     if (discover) {
@@ -356,10 +354,11 @@ export class Inbox extends Emitter<InboxEvents> {
     let failures = 0;
     for (let i = 0; i < ids.length; i += SYNC_CHUNK) {
       const chunk = ids.slice(i, i + SYNC_CHUNK);
+      let rev = sinceRev;
       for (;;) {
         const since: Record<string, number> = {};
         for (const id of chunk) since[id] = this.reach(id);
-        const reply = await new Promise<Reply>((resolve) => this.conn.request({ type: "sync", since, sinceRev }, resolve));
+        const reply = await new Promise<Reply>((resolve) => this.conn.request({ type: "sync", since, sinceRev: rev }, resolve));
         if (session !== this.session || reply === null) return;
         if (reply.type === "error") {
           const err = toError(reply);
@@ -374,8 +373,10 @@ export class Inbox extends Emitter<InboxEvents> {
           continue;
         }
         failures = 0;
-        // Not in the protocol's ack yet: read if a server sends it.
-        if ((reply as { changesTruncated?: boolean }).changesTruncated) this.emit("reload", { reason: "changes_truncated" });
+        // The change position this answer covers (changes past a row budget continue from it).
+        const covered = (reply as { lastRev?: number }).lastRev;
+        this.revs.note(undefined, covered, false);
+        rev = covered ?? rev;
         if (!reply.more) break;
       }
     }

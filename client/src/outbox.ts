@@ -239,6 +239,8 @@ export class Requests {
     private conn: Connection,
     private ready: () => boolean,
     private ctx: SocketContext,
+    /** An ack carrying a message (the changed message, in the place of the change's broadcast), in stream order. */
+    private acked: (message: RoomMessage | DmMessage) => void,
   ) {}
 
   add(frame: OutFrame): Promise<Ack> {
@@ -268,7 +270,10 @@ export class Requests {
         }
         this.failures = 0;
         this.items.splice(this.items.indexOf(r), 1);
-        if (reply.type === "ack") r.resolve(reply);
+        if (reply.type === "ack") {
+          if (reply.message) this.acked(reply.message);
+          r.resolve(reply);
+        }
         else r.reject(toError(reply));
       });
     }

@@ -20,10 +20,12 @@ export interface RoomInfo {
   lastMessageAt: number | null;
   /** `private` rooms are listed, readable and joinable only by their members. */
   visibility?: Visibility;
-  /** With `rooms({ joined: true })`: messages after the caller's read position (`room.markRead`). */
-  unread?: number;
+  /** With `rooms({ joined: true })`: messages after the caller's read position (`room.markRead`); null if the room did not answer. */
+  unread?: number | null;
   /** With `rooms({ joined: true })`: of those, how many mention the caller. */
-  mentions?: number;
+  mentions?: number | null;
+  /** With `rooms({ joined: true })`: the caller's read position. */
+  readSeq?: number | null;
 }
 
 /** Who may see a room. */
@@ -46,34 +48,51 @@ export interface Page<M> {
   nextCursor: string | null;
 }
 
+/** A room's moderation settings. */
+export interface RoomSettings {
+  visibility: Visibility;
+  slowModeSec: number;
+  frozen: boolean;
+}
+
 /** A ban or a mute in a room. */
 export interface Sanction {
   userId: string;
-  by: string;
-  reason?: string | null;
   /** When it ends (ms since epoch); null when it does not. */
   until: number | null;
-  createdAt: number;
+  reason: string | null;
+  by: string;
+  at: number;
 }
 
 /** A report of a message (the moderators' queue). */
 export interface Report {
-  id: string;
+  id: number;
   messageId: string;
-  userId: string;
+  reporter: string;
   reason: string;
-  createdAt: number;
-  [k: string]: unknown;
+  at: number;
+  status: "open" | "resolved";
+  resolvedBy: string | null;
+  resolvedAt: number | null;
+  resolution: string | null;
+  /** The message as it is now (null: gone from the log). */
+  message: RoomMessage | null;
 }
 
-/** One moderation action: who, what, whom, when. */
+/** One moderation action: who did what to whom, when and why. */
 export interface AuditEntry {
-  action: string;
-  by: string;
-  target?: string | null;
+  id: number;
   at: number;
-  [k: string]: unknown;
+  actor: string;
+  action: string;
+  target: string | null;
+  reason: string | null;
+  detail: Record<string, unknown> | null;
 }
+
+/** A page of a moderation list, newest first; pass `nextBefore` as `before` (null on the last). */
+type ModPage<K extends string, T> = { [k in K]: T[] } & { nextBefore: number | null };
 
 /** What `createRoom` takes. */
 export interface NewRoom {
@@ -204,7 +223,7 @@ export class Rest {
   }
 
   /** Changes a room's name, description, category, slow mode or frozen state. */
-  updateRoom(roomId: string, patch: RoomPatch): Promise<RoomInfo> {
+  updateRoom(roomId: string, patch: RoomPatch): Promise<{ settings: RoomSettings }> {
     return this.call("PATCH", R(roomId), undefined, patch);
   }
 
@@ -218,8 +237,12 @@ export class Rest {
     return this.call("GET", R(roomId, "messages"), q);
   }
 
-  /** A thread: the replies to a message, oldest first. */
-  replies(roomId: string, messageId: string, q: { cursor?: string; limit?: number } = {}): Promise<Page<RoomMessage>> {
+  /** A thread: the parent message and a page of its replies, oldest first (tombstones keep their place). */
+  replies(
+    roomId: string,
+    messageId: string,
+    q: { cursor?: string; limit?: number } = {},
+  ): Promise<{ parent: RoomMessage; replies: RoomMessage[]; nextCursor: string | null }> {
     return this.call("GET", R(roomId, "messages", messageId, "replies"), q);
   }
 
@@ -228,8 +251,8 @@ export class Rest {
     return this.call("GET", R(roomId, "search"), q);
   }
 
-  /** Full-text search over the caller's DMs, best match first. */
-  searchDms(q: { q: string; cursor?: string; limit?: number }): Promise<Page<DmMessage>> {
+  /** Full-text search over the caller's DMs (or one conversation's), best match first. */
+  searchDms(q: { q: string; conversationId?: string; cursor?: string; limit?: number }): Promise<Page<DmMessage>> {
     return this.call("GET", "/api/chat/dms/search", q);
   }
 
@@ -241,8 +264,8 @@ export class Rest {
   }
 
   /** Bans a user (moderators): their sockets close and joins are refused, for `durationSec` or for ever. */
-  async ban(roomId: string, userId: string, o: { reason?: string; durationSec?: number } = {}): Promise<void> {
-    await this.call("PUT", R(roomId, "bans", userId), undefined, o);
+  ban(roomId: string, userId: string, o: { reason?: string; durationSec?: number } = {}): Promise<{ ban: Sanction }> {
+    return this.call("PUT", R(roomId, "bans", userId), undefined, o);
   }
 
   /** Lifts a ban. */
@@ -256,8 +279,8 @@ export class Rest {
   }
 
   /** Mutes a user for `durationSec` (moderators): their sends are refused with `muted`. */
-  async mute(roomId: string, userId: string, o: { durationSec: number; reason?: string }): Promise<void> {
-    await this.call("PUT", R(roomId, "mutes", userId), undefined, o);
+  mute(roomId: string, userId: string, o: { durationSec: number; reason?: string }): Promise<{ mute: Sanction }> {
+    return this.call("PUT", R(roomId, "mutes", userId), undefined, o);
   }
 
   /** Lifts a mute. */
@@ -266,8 +289,8 @@ export class Rest {
   }
 
   /** Closes a user's sockets in the room (moderators); they may come back. */
-  async kick(roomId: string, userId: string, reason?: string): Promise<void> {
-    await this.call("POST", R(roomId, "kicks"), undefined, { userId, reason });
+  kick(roomId: string, userId: string, reason?: string): Promise<{ closed: number }> {
+    return this.call("POST", R(roomId, "kicks"), undefined, { userId, reason });
   }
 
   /** Pins (`on`) or unpins a message (moderators); pins come in `room_state.pinned`. */
@@ -276,28 +299,38 @@ export class Rest {
   }
 
   /** Sets the room's word list (moderators), on top of the deployment's: matching sends get `filtered`. */
-  async setFilters(roomId: string, words: string[]): Promise<void> {
-    await this.call("PUT", R(roomId, "filters"), undefined, { words });
+  setFilters(roomId: string, words: string[]): Promise<{ words: string[] }> {
+    return this.call("PUT", R(roomId, "filters"), undefined, { words });
   }
 
   /** Reports a message to the room's moderators. */
-  async report(roomId: string, messageId: string, reason: string): Promise<void> {
-    await this.call("POST", R(roomId, "messages", messageId, "reports"), undefined, { reason });
+  report(roomId: string, messageId: string, reason: string): Promise<{ id: number }> {
+    return this.call("POST", R(roomId, "messages", messageId, "reports"), undefined, { reason });
   }
 
-  /** The room's report queue (moderators). */
-  reports(roomId: string, q: { cursor?: string; limit?: number } = {}): Promise<{ reports: Report[]; nextCursor?: string | null }> {
+  /** The room's report queue, newest first (moderators). */
+  reports(roomId: string, q: { status?: "open" | "resolved" | "all"; before?: number; limit?: number } = {}): Promise<ModPage<"reports", Report>> {
     return this.call("GET", R(roomId, "reports"), q);
   }
 
+  /** Closes a report with what was done (moderators). */
+  async resolveReport(roomId: string, reportId: number, resolution: string): Promise<void> {
+    await this.call("POST", R(roomId, "reports", String(reportId), "resolve"), undefined, { resolution });
+  }
+
   /** Every moderation action in the room, newest first (moderators). */
-  audit(roomId: string, q: { cursor?: string; limit?: number } = {}): Promise<{ entries: AuditEntry[]; nextCursor?: string | null }> {
+  audit(roomId: string, q: { before?: number; limit?: number } = {}): Promise<ModPage<"entries", AuditEntry>> {
     return this.call("GET", R(roomId, "audit"), q);
   }
 
   /** Adds (`on`) or removes a member of a private room (owner, moderators; a member may remove themself). */
   async setMember(roomId: string, userId: string, on = true): Promise<void> {
     await this.call(on ? "PUT" : "DELETE", R(roomId, "members", userId));
+  }
+
+  /** The members of a private room (for its members). */
+  members(roomId: string): Promise<{ members: { userId: string; addedAt: number; role: string }[] }> {
+    return this.call("GET", R(roomId, "members"));
   }
 
   /** Room suggestions near `lat`/`lon` (else the user's last known location). */

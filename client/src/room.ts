@@ -1,7 +1,7 @@
 import { backoffDelay } from "./backoff.js";
 import { Connection, stopTimer, type ConnectionState, type Timer } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { CHANGE_EVENT, Revs, applyChange, changeTarget, type Change, type MessageDeleted, type Reaction, type Reload } from "./changes.js";
+import { CHANGE_EVENT, Revs, ackChange, applyChange, changeTarget, type Change, type MessageDeleted, type Reaction, type Reload } from "./changes.js";
 import { ChatError, PERMANENT_CODES, toError } from "./errors.js";
 import { Outbox, Requests, type PendingSend, type SocketContext } from "./outbox.js";
 import type { RoomMessage, ServerFrame } from "./wire.js";
@@ -125,7 +125,7 @@ export class Room extends Emitter<RoomEvents> {
       ctx.backoff,
       ctx.random,
     );
-    this.requests = new Requests(this.conn, () => this.live, ctx);
+    this.requests = new Requests(this.conn, () => this.live, ctx, (m) => this.change(ackChange(m)));
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => {
       this.openedSinceDown = true;
@@ -200,12 +200,13 @@ export class Room extends Emitter<RoomEvents> {
   }
 
   /**
-   * Replaces the text of one of this user's messages. Resolves with the ack's message (the edited
-   * message, when the server includes it); the `updated` event reaches every socket, this one
-   * included. Like every change below, it waits while disconnected and is sent again after a
-   * reconnect until answered (changes are idempotent); it is kept in memory, not in the store.
-   * Rejects with a `ChatError`: `forbidden` (not the author), `not_found`, `bad_request`, `muted`
-   * (`until`), `frozen`, `filtered`, `banned`.
+   * Replaces the text of one of this user's messages. Resolves with the message as it now is (from
+   * the ack). The server answers the changer's socket with that ack instead of the broadcast the
+   * others get; the SDK emits it as the same event (`updated` here, `deleted` for a deletion), once.
+   * Like every change below, it waits while disconnected and is sent again after a reconnect until
+   * answered (changes are idempotent); it is kept in memory, not in the store. Rejects with a
+   * `ChatError`: `forbidden` (not the author), `not_found`, `bad_request`, `muted` (`until`),
+   * `frozen`, `filtered`, `banned`.
    */
   async editMessage(messageId: string, text: string, options: { mentions?: string[] } = {}): Promise<RoomMessage | undefined> {
     return (await this.requests.add({ type: "edit_message", messageId, text, mentions: options.mentions })).message as RoomMessage | undefined;
@@ -216,7 +217,10 @@ export class Room extends Emitter<RoomEvents> {
     await this.requests.add({ type: "delete_message", messageId });
   }
 
-  /** Puts one emoji on a message (`on` = false takes it off); the `reaction` event follows. */
+  /**
+   * Puts one emoji on a message (`on` = false takes it off). Others get a `reaction` event; this
+   * socket gets `updated` with the message as it now is (counts, and `myReactions`).
+   */
   async react(messageId: string, emoji: string, on = true): Promise<void> {
     await this.requests.add({ type: "react", messageId, emoji, on });
   }
@@ -326,6 +330,10 @@ export class Room extends Emitter<RoomEvents> {
         this.emit("typing", f);
         return;
       case "error":
+        // Unasked for, before the server closes this user's socket: `banned`, or `not_found` (removed
+        // from a private room) end the room here (reconnecting would be refused); others (a kick's
+        // `forbidden`) are reported and the room reconnects.
+        if (f.code === "banned" || f.code === "not_found") return this.gone(toError(f));
         this.emit("error", toError(f));
         return;
       default:

@@ -93,6 +93,31 @@ describe("Room lifecycle requests", () => {
     await chat.close();
   });
 
+  it("the changer's socket gets an ack with the message instead of the broadcast: emitted once as updated / deleted, in stream order", async () => {
+    const { chat, sockets, room, log } = await joinedRoom(3, 3);
+    const s = sockets[0];
+    const edit = room.editMessage("m2", "fixed");
+    s.receive({ type: "ack", id: s.last("edit_message")!.id, message: roomMsg(2, { id: "m2", text: "fixed", editedAt: 5, rev: 4 }) });
+    await edit;
+    void room.react("m2", "👍");
+    // Someone else's reaction (rev 6) follows the ack of ours (rev 5) in the stream.
+    s.receive({
+      type: "batch",
+      frames: [
+        { type: "ack", id: s.last("react")!.id, message: roomMsg(2, { id: "m2", text: "fixed", reactions: { "👍": 1 }, myReactions: ["👍"], rev: 5 }) },
+        reaction("m2", "👍", 2, 6),
+      ],
+    });
+    const del = room.deleteMessage("m1");
+    s.receive({ type: "ack", id: s.last("delete_message")!.id, message: roomMsg(1, { id: "m1", text: undefined, deleted: true, deletedBy: "alice", rev: 7 }) });
+    await del;
+    // A broadcast of a change already acked (a server that sends both) is a repeat.
+    s.receive(updated(roomMsg(2, { id: "m2", text: "fixed", rev: 4 })));
+    expect(log).toEqual(["updated:m2:fixed", "updated:m2:fixed", "reaction:m2:👍:2", "deleted:m1"]);
+    expect(room.rev).toBe(7);
+    await chat.close();
+  });
+
   it("refusals reject with a typed ChatError (muted+until, slow_mode+retryAfterMs, banned, frozen, filtered, forbidden), not retried; the socket goes on", async () => {
     const { chat, sockets, room } = await joinedRoom(3);
     const s = sockets[0];
@@ -205,6 +230,26 @@ describe("Room change events", () => {
     await chat.close();
   });
 
+  it("an unasked-for `banned` error (sent before the server closes the socket) ends the room; a kick's `forbidden` does not", async () => {
+    const { chat, sockets, room } = await joinedRoom(0);
+    const errors: string[] = [];
+    room.on("error", (e) => errors.push(`${e.code}:${e.until ?? ""}`));
+    sockets[0].receive({ type: "error", code: "forbidden", message: "Removed from the room by a moderator. You may join again." });
+    sockets[0].serverClose(1008);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sockets).toHaveLength(2);
+    answerJoin(sockets[1], 0);
+    const p = room.send({ text: "x" }).catch((e: ChatError) => e.code);
+    sockets[1].receive({ type: "error", code: "banned", message: "banned", until: 777 });
+    sockets[1].serverClose(1008);
+    expect(await p).toBe("banned");
+    expect(errors).toEqual(["forbidden:", "banned:777"]);
+    expect(room.state).toBe("closed");
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(sockets).toHaveLength(2);
+    await chat.close();
+  });
+
   it("a change that repeats one applied (same or older rev for that message) is dropped", async () => {
     const { chat, sockets, log } = await joinedRoom(3, 3);
     const s = sockets[0];
@@ -296,7 +341,6 @@ describe("Inbox lifecycle", () => {
     inbox.on("deleted", (d) => log.push(`deleted:${d.messageId}`));
     inbox.on("reaction", (r) => log.push(`reaction:${r.messageId}:${r.count}`));
     inbox.on("mention", (m) => log.push(`mention:${m.roomId}:${m.seq}`));
-    inbox.on("reload", (r) => log.push(`reload:${r.reason}`));
     await settle();
     return { ...c, inbox, log };
   }
@@ -328,7 +372,7 @@ describe("Inbox lifecycle", () => {
     await chat.close();
   });
 
-  it("syncs every conversation held with sinceRev after a reconnect (starting from the list's revs), committed once the sync completes", async () => {
+  it("syncs every conversation held with sinceRev after a reconnect (starting from the list's revs), continues from the ack's lastRev, commits once the sync completes", async () => {
     const { chat, sockets, inbox, log, rest } = await openInbox([
       { id: "dm_a", lastSeq: 2, lastMessage: { rev: 7 } },
       { id: "dm_b", lastSeq: 1, lastMessage: { rev: 4 } },
@@ -355,10 +399,15 @@ describe("Inbox lifecycle", () => {
     expect(s2.last("sync")).toMatchObject({ sinceRev: 9 });
     s2.receive(updated(dmMsg("dm_b", 1, { text: "edited", rev: 12 }))); // a repeat: dropped
     s2.receive({ type: "message_deleted", messageId: "x", seq: 1, deletedBy: "bob", conversationId: "dm_a", rev: 11 });
-    s2.receive({ type: "ack", id: s2.last("sync")!.id, changesTruncated: true });
+    // The changes went past the sync's row budget: the next sync continues from the ack's lastRev.
+    s2.receive({ type: "ack", id: s2.last("sync")!.id, more: true, lastRev: 12 });
     await settle();
-    expect(log).toEqual(["dm:dm_a:3:dm 3", "updated:ddm_b-1:edited", "deleted:x", "reload:changes_truncated"]);
-    expect(inbox.rev).toBe(12);
+    expect(s2.last("sync")).toMatchObject({ since: { dm_a: 3, dm_b: 1 }, sinceRev: 12 });
+    expect(inbox.rev).toBe(9);
+    s2.receive({ type: "ack", id: s2.last("sync")!.id, lastRev: 13 });
+    await settle();
+    expect(log).toEqual(["dm:dm_a:3:dm 3", "updated:ddm_b-1:edited", "deleted:x"]);
+    expect(inbox.rev).toBe(13);
     await chat.close();
   });
 

@@ -64,7 +64,7 @@ describe("REST helpers", () => {
     const r = chat.rest;
     await r.rooms({ joined: true });
     await r.searchRoom("a b", { q: "hello world", limit: 5 });
-    await r.searchDms({ q: "lunch", cursor: "c1" });
+    await r.searchDms({ q: "lunch", conversationId: "dm_a", cursor: "c1" });
     await r.replies("general", "m/1", { limit: 10 });
     await r.createRoom({ name: "Mods", category: "tech", visibility: "private" });
     await r.updateRoom("general", { slowModeSec: 30, frozen: true });
@@ -81,15 +81,17 @@ describe("REST helpers", () => {
     await r.pin("general", "m1", false);
     await r.setFilters("general", ["darn"]);
     await r.report("general", "m1", "rude");
-    await r.reports("general", { limit: 20 });
-    await r.audit("general", { cursor: "x" });
+    await r.reports("general", { status: "all", limit: 20 });
+    await r.resolveReport("general", 7, "warned");
+    await r.audit("general", { before: 99 });
     await r.setMember("secret", "carol");
     await r.setMember("secret", "carol", false);
+    await r.members("secret");
     const seen = calls.map((c) => `${c.init.method} ${c.url.replace("http://chat.test", "")}${c.init.body ? ` ${c.init.body}` : ""}`);
     expect(seen).toEqual([
       "GET /api/chat/rooms?joined=true",
       "GET /api/chat/rooms/a%20b/search?q=hello%20world&limit=5",
-      "GET /api/chat/dms/search?q=lunch&cursor=c1",
+      "GET /api/chat/dms/search?q=lunch&conversationId=dm_a&cursor=c1",
       "GET /api/chat/rooms/general/messages/m%2F1/replies?limit=10",
       'POST /api/chat/rooms {"name":"Mods","category":"tech","visibility":"private"}',
       'PATCH /api/chat/rooms/general {"slowModeSec":30,"frozen":true}',
@@ -106,10 +108,12 @@ describe("REST helpers", () => {
       "DELETE /api/chat/rooms/general/pins/m1",
       'PUT /api/chat/rooms/general/filters {"words":["darn"]}',
       'POST /api/chat/rooms/general/messages/m1/reports {"reason":"rude"}',
-      "GET /api/chat/rooms/general/reports?limit=20",
-      "GET /api/chat/rooms/general/audit?cursor=x",
+      "GET /api/chat/rooms/general/reports?status=all&limit=20",
+      'POST /api/chat/rooms/general/reports/7/resolve {"resolution":"warned"}',
+      "GET /api/chat/rooms/general/audit?before=99",
       "PUT /api/chat/rooms/secret/members/carol",
       "DELETE /api/chat/rooms/secret/members/carol",
+      "GET /api/chat/rooms/secret/members",
     ]);
     const { chat: c2 } = restClient(() => json({ error: { code: "banned", message: "banned", until: 1234 } }, 403));
     await expect(c2.rest.getRoom("general")).rejects.toMatchObject({ code: "banned", until: 1234 });
