@@ -116,14 +116,11 @@ export class ChatClient extends Emitter<ChatClientEvents> {
     if (room) return room;
     room = new Room(roomId, {
       ...this.socketCtx,
-      exists: async (id) => {
-        try {
-          await this.rest.getRoom(id);
-          return true;
-        } catch (err) {
-          return (err as ChatError).status === 404 ? false : undefined;
-        }
-      },
+      refused: (id) =>
+        this.rest.getRoom(id).then(
+          () => undefined,
+          (err: ChatError) => (err.status === 404 || err.status === 403 ? err : undefined),
+        ),
       released: (r) => {
         if (this.rooms.get(r.id) === r) this.rooms.delete(r.id);
         this.updateState();

@@ -46,7 +46,8 @@ export interface ConnectionContext {
 /** An answer to a request: its `ack` or `error` frame, or null when the socket went down first. */
 export type Reply = Extract<ServerFrame, { type: "ack" | "error" }> | null;
 
-type OutFrame = ClientFrame extends infer F ? (F extends { id?: unknown } ? Omit<F, "id"> : never) : never;
+/** A client frame without its `id` (the connection numbers requests). */
+export type OutFrame = ClientFrame extends infer F ? (F extends { id?: unknown } ? Omit<F, "id"> : never) : never;
 
 interface ConnectionEvents {
   state: ConnectionState;

@@ -1,9 +1,10 @@
 import { backoffDelay } from "./backoff.js";
+import { CHANGE_EVENT, Revs, ackChange, applyChange, changeTarget, type Change, type MessageDeleted, type Mention, type Reaction } from "./changes.js";
 import { Connection, type ConnectionState, type Reply } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { Outbox, type PendingSend, type SocketContext } from "./outbox.js";
-import { toError, type Typing } from "./room.js";
+import { ChatError, PERMANENT_CODES, toError } from "./errors.js";
+import { Outbox, Requests, type PendingSend, type SocketContext } from "./outbox.js";
+import type { Typing } from "./room.js";
 import type { DmMessage, ServerFrame, SettableStatus } from "./wire.js";
 
 /** A `notification` frame: a new DM (preview and unread count), for badges and alerts. */
@@ -28,6 +29,14 @@ export interface InboxEvents {
   read: ReadReceipt;
   typing: Typing;
   suggestion: Suggestion;
+  /** A DM was edited (or, on resume, changed while away): the whole message as it now is, in this inbox's copy. */
+  updated: DmMessage;
+  /** A DM was deleted (both copies): a tombstone keeps its seq. */
+  deleted: MessageDeleted;
+  /** A reaction on a DM was added or removed. */
+  reaction: Reaction;
+  /** The user was mentioned in a room they are not in. */
+  mention: Mention;
   /** The inbox socket changed state. */
   connection: ConnectionState;
   /** The socket went down (`reason` says why); it reconnects on its own. */
@@ -48,6 +57,8 @@ export interface DmSendInput {
 export interface ConversationHead {
   id: string;
   lastSeq: number;
+  /** Its `rev` gives the starting change position before the first connect. */
+  lastMessage?: { rev?: number } | null;
 }
 
 /** What the inbox needs from its client. */
@@ -58,13 +69,6 @@ export interface InboxContext extends SocketContext {
 
 /** At most this many conversations per `sync` frame (SYNC_CONVERSATIONS_MAX on the server). */
 const SYNC_CHUNK = 100;
-
-interface Control {
-  frame: Parameters<Connection["request"]>[0];
-  resolve(): void;
-  reject(e: ChatError): void;
-  sent: boolean;
-}
 
 /**
  * The user's inbox socket (`/api/chat/ws`): DMs, notifications, presence, read receipts. Before its
@@ -83,7 +87,9 @@ export class Inbox extends Emitter<InboxEvents> {
   private baselined = false;
   private session = 0;
   private resyncNeeded = new Set<string>();
-  private controls: Control[] = [];
+  private requests: Requests;
+  /** Change positions of the inbox (one order over all its conversations). */
+  private revs = new Revs();
   private status: SettableStatus | undefined;
 
   constructor(
@@ -103,6 +109,7 @@ export class Inbox extends Emitter<InboxEvents> {
       ctx.backoff,
       ctx.random,
     );
+    this.requests = new Requests(this.conn, () => this.live, ctx, (m) => this.change(ackChange(m)));
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => void this.resync(true, undefined));
     this.conn.on("down", (reason) => {
@@ -110,7 +117,8 @@ export class Inbox extends Emitter<InboxEvents> {
       this.live = false;
       this.syncing = false;
       this.session++;
-      for (const c of this.controls) c.sent = false;
+      this.requests.down();
+      this.revs.reset();
     });
     this.conn.on("frame", (f) => this.onFrame(f));
   }
@@ -125,11 +133,19 @@ export class Inbox extends Emitter<InboxEvents> {
     return this.positions.get(conversationId);
   }
 
+  /** The highest change position (`rev`) up to which every change of the inbox reached this client. */
+  get rev(): number | undefined {
+    return this.revs.last;
+  }
+
   /** @internal Reads the starting positions, then opens the socket. */
   async start(): Promise<void> {
     try {
       for (const c of await this.ctx.conversations(true)) {
         if (!this.positions.has(c.id)) this.positions.set(c.id, c.lastSeq);
+        // A lower bound of the inbox's change position: resuming from it replays a few changes
+        // again (dropped as repeats) but misses none made after the list was read.
+        this.revs.note(undefined, c.lastMessage?.rev, true);
       }
       this.baselined = true;
     } catch {
@@ -179,6 +195,27 @@ export class Inbox extends Emitter<InboxEvents> {
     return this.control({ type: "mark_read", conversationId, seq });
   }
 
+  /**
+   * Replaces the text of one of this user's DMs (both copies change). Resolves with the message as
+   * it now is; this socket emits it as `updated` (from the ack), the user's other sockets and the
+   * peer's from the broadcast. Waits while disconnected and is sent again after a reconnect until
+   * answered; rejects with a `ChatError` (`forbidden`, `not_found`, `bad_request`, `blocked`, …).
+   */
+  async editMessage(conversationId: string, messageId: string, text: string, options: { mentions?: string[] } = {}): Promise<DmMessage | undefined> {
+    const ack = await this.requests.add({ type: "edit_message", conversationId, messageId, text, mentions: options.mentions });
+    return ack.message as DmMessage | undefined;
+  }
+
+  /** Deletes one of this user's DMs (both copies); the `deleted` event follows. */
+  deleteMessage(conversationId: string, messageId: string): Promise<void> {
+    return this.control({ type: "delete_message", conversationId, messageId });
+  }
+
+  /** Puts one emoji on a DM (`on` = false takes it off); this socket emits `updated` (the message as it now is), others `reaction`. */
+  react(conversationId: string, messageId: string, emoji: string, on = true): Promise<void> {
+    return this.control({ type: "react", conversationId, messageId, emoji, on });
+  }
+
   /** Sets the user's status; sent again after every reconnect. */
   setStatus(status: SettableStatus): Promise<void> {
     this.status = status;
@@ -201,36 +238,11 @@ export class Inbox extends Emitter<InboxEvents> {
     this.live = false;
     const err = new ChatError("closed", "the client was closed");
     this.outbox.abort(err);
-    for (const c of this.controls.splice(0)) c.reject(err);
+    this.requests.abort(err);
   }
 
-  private control(frame: Control["frame"]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.controls.push({ frame, resolve, reject, sent: false });
-      this.flushControls();
-    });
-  }
-
-  private flushControls(): void {
-    if (!this.live) return;
-    for (const c of this.controls) {
-      if (c.sent) continue;
-      c.sent = true;
-      this.conn.request(c.frame, (reply: Reply) => {
-        if (reply === null) return void (c.sent = false);
-        if (reply.type === "error" && !PERMANENT_CODES.has(reply.code)) {
-          // rate_limited or internal: try again later on this socket.
-          setTimeout(() => {
-            c.sent = false;
-            this.flushControls();
-          }, reply.retryAfterMs ?? 1000);
-          return;
-        }
-        this.controls.splice(this.controls.indexOf(c), 1);
-        if (reply.type === "ack") c.resolve();
-        else c.reject(toError(reply));
-      });
-    }
+  private async control(frame: Parameters<Requests["add"]>[0]): Promise<void> {
+    await this.requests.add(frame);
   }
 
   private onFrame(f: ServerFrame): void {
@@ -242,8 +254,13 @@ export class Inbox extends Emitter<InboxEvents> {
       case "read":
       case "typing":
       case "suggestion":
+      case "mention":
         // Each of these event names is its frame type.
         return (this.emit as (e: string, p: unknown) => void)(f.type, f);
+      case "message_updated":
+      case "message_deleted":
+      case "reaction":
+        return this.change(f);
       case "error":
         return this.emit("error", toError(f));
       default:
@@ -251,7 +268,21 @@ export class Inbox extends Emitter<InboxEvents> {
     }
   }
 
+  /**
+   * A change to a DM: dropped if it repeats one already applied; folded into the held copy if the DM
+   * is still held (it will be emitted as it now is); emitted otherwise.
+   */
+  private change(c: Change): void {
+    const { id, rev } = changeTarget(c);
+    if (!this.revs.note(id, rev, this.live)) return;
+    const cid = c.type === "message_updated" ? (c.message as DmMessage).conversationId : c.conversationId;
+    const held = cid === undefined ? undefined : this.held.get(cid);
+    for (const [seq, m] of held ?? []) if (m.id === id) return void held!.set(seq, applyChange(m, c));
+    (this.emit as (e: string, p: unknown) => void)(CHANGE_EVENT[c.type], c.type === "message_updated" ? c.message : c);
+  }
+
   private ingest(m: DmMessage): void {
+    this.revs.note(m.id, m.rev, this.live);
     const cid = m.conversationId;
     const pos = this.positions.get(cid);
     if (pos !== undefined && m.seq <= pos) return;
@@ -293,6 +324,10 @@ export class Inbox extends Emitter<InboxEvents> {
     const session = this.session;
     this.live = false;
     this.syncing = true;
+    this.revs.reset();
+    // Changes since this position to the DMs held here are replayed by the sync (each chunk of
+    // conversations from here; a chunk's continuation from its ack's `lastRev`).
+    const sinceRev = this.revs.last;
     let ids = only ?? [...this.positions.keys()];
     if (discover) {
       try {
@@ -310,7 +345,8 @@ export class Inbox extends Emitter<InboxEvents> {
         }
         // The socket was open before the list was read: anything newer than the list arrives live.
         const stale = heads.filter((c) => c.lastSeq > (this.positions.has(c.id) ? this.reach(c.id) : 0)).map((c) => c.id);
-        ids = [...new Set([...stale, ...ids.filter((id) => this.held.get(id)?.size)])];
+        // With a change position, every conversation held is synced: its messages may have changed.
+        ids = [...new Set([...stale, ...ids.filter((id) => sinceRev !== undefined || this.held.get(id)?.size)])];
       } catch {
         // Without the list, sync every known conversation.
       }
@@ -318,10 +354,11 @@ export class Inbox extends Emitter<InboxEvents> {
     let failures = 0;
     for (let i = 0; i < ids.length; i += SYNC_CHUNK) {
       const chunk = ids.slice(i, i + SYNC_CHUNK);
+      let rev = sinceRev;
       for (;;) {
         const since: Record<string, number> = {};
         for (const id of chunk) since[id] = this.reach(id);
-        const reply = await new Promise<Reply>((resolve) => this.conn.request({ type: "sync", since }, resolve));
+        const reply = await new Promise<Reply>((resolve) => this.conn.request({ type: "sync", since, sinceRev: rev }, resolve));
         if (session !== this.session || reply === null) return;
         if (reply.type === "error") {
           const err = toError(reply);
@@ -336,10 +373,15 @@ export class Inbox extends Emitter<InboxEvents> {
           continue;
         }
         failures = 0;
+        // The change position this answer covers (changes past a row budget continue from it).
+        const covered = (reply as { lastRev?: number }).lastRev;
+        this.revs.note(undefined, covered, false);
+        rev = covered ?? rev;
         if (!reply.more) break;
       }
     }
     if (session !== this.session) return;
+    this.revs.commit();
     this.syncing = false;
     this.live = true;
     const synced = new Set(ids);
@@ -348,7 +390,7 @@ export class Inbox extends Emitter<InboxEvents> {
     this.resyncNeeded.clear();
     if (again.length) return void this.resync(false, again);
     if (this.status) this.conn.send({ type: "presence", status: this.status });
-    this.flushControls();
+    this.requests.flush();
     this.outbox.pump();
   }
 

@@ -1,6 +1,6 @@
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { stopTimer, type ConnectionContext, type Reply, type Timer } from "./connection.js";
+import { ChatError, PERMANENT_CODES, toError } from "./errors.js";
+import { stopTimer, type Connection, type ConnectionContext, type OutFrame, type Reply, type Timer } from "./connection.js";
 import type { DmMessage, RoomMessage } from "./wire.js";
 
 /** A send waiting for its ack, as kept in an `OutboxStore`. Plain JSON. */
@@ -14,6 +14,8 @@ export interface PendingSend {
   text?: string;
   mediaIds?: string[];
   replyTo?: string;
+  /** For room messages: the user ids it mentions. */
+  mentions?: string[];
   /** When it was queued (epoch ms). */
   createdAt: number;
 }
@@ -174,7 +176,7 @@ export class Outbox<M extends Stored> {
       } else if (PERMANENT_CODES.has(reply.code)) {
         this.items.shift();
         quietly(() => this.store.delete(item.entry.clientMsgId));
-        const err = new ChatError(reply.code, reply.message);
+        const err = toError(reply);
         this.host.failed(item.entry, err);
         item.reject(err);
       } else {
@@ -209,5 +211,81 @@ export class Outbox<M extends Stored> {
     const items = this.items;
     this.items = [];
     for (const i of items) i.reject(error);
+  }
+}
+
+/** The `ack` that settles a request. */
+export type Ack = Extract<NonNullable<Reply>, { type: "ack" }>;
+
+interface Req {
+  frame: OutFrame;
+  resolve(ack: Ack): void;
+  reject(e: ChatError): void;
+  sent: boolean;
+}
+
+/**
+ * Requests that are not sends (`edit_message`, `delete_message`, `react`, `mark_read`, presence
+ * subscriptions): each is idempotent on the server, so it waits for a ready socket, is sent again after
+ * a reconnect until answered, and settles with its `ack` or a permanent refusal. `rate_limited` and
+ * `internal` are retried after `retryAfterMs` (or a backoff). Kept in memory only: a change queued
+ * offline survives reconnects, not a reload (unlike sends, which the `OutboxStore` keeps).
+ */
+export class Requests {
+  private items: Req[] = [];
+  private failures = 0;
+
+  constructor(
+    private conn: Connection,
+    private ready: () => boolean,
+    private ctx: SocketContext,
+    /** An ack carrying a message (the changed message, in the place of the change's broadcast), in stream order. */
+    private acked: (message: RoomMessage | DmMessage) => void,
+  ) {}
+
+  add(frame: OutFrame): Promise<Ack> {
+    return new Promise((resolve, reject) => {
+      this.items.push({ frame, resolve, reject, sent: false });
+      this.flush();
+    });
+  }
+
+  /** Sends every request not yet sent on this socket (call when the socket is ready again). */
+  flush(): void {
+    if (!this.ready()) return;
+    for (const r of this.items) {
+      if (r.sent) continue;
+      r.sent = true;
+      this.conn.request(r.frame, (reply) => {
+        if (reply === null) return void (r.sent = false);
+        if (reply.type === "error" && !PERMANENT_CODES.has(reply.code)) {
+          setTimeout(
+            () => {
+              r.sent = false;
+              this.flush();
+            },
+            reply.retryAfterMs ?? backoffDelay(this.failures++, this.ctx.backoff, this.ctx.random),
+          );
+          return;
+        }
+        this.failures = 0;
+        this.items.splice(this.items.indexOf(r), 1);
+        if (reply.type === "ack") {
+          if (reply.message) this.acked(reply.message);
+          r.resolve(reply);
+        }
+        else r.reject(toError(reply));
+      });
+    }
+  }
+
+  /** The socket went down: everything unanswered goes again on the next one. */
+  down(): void {
+    for (const r of this.items) r.sent = false;
+  }
+
+  /** Rejects everything waiting (the client or room is closing). */
+  abort(error: ChatError): void {
+    for (const r of this.items.splice(0)) r.reject(error);
   }
 }

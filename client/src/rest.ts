@@ -18,9 +18,81 @@ export interface RoomInfo {
   onlineCount: number;
   messageCount: number;
   lastMessageAt: number | null;
-  /** `private`: listed and readable by its members only (docs/moderation.md). */
-  visibility?: "public" | "private";
+  /** `private` rooms are listed, readable and joinable only by their members. */
+  visibility?: Visibility;
+  /** With `rooms({ joined: true })`: messages after the caller's read position (`room.markRead`); null if the room did not answer. */
+  unread?: number | null;
+  /** With `rooms({ joined: true })`: of those, how many mention the caller. */
+  mentions?: number | null;
+  /** With `rooms({ joined: true })`: the caller's read position. */
+  readSeq?: number | null;
 }
+
+/** Who may see a room. */
+export type Visibility = "public" | "private";
+
+/** What `updateRoom` changes (owner or admin; moderators only `slowModeSec` and `frozen`). */
+export interface RoomPatch {
+  name?: string;
+  description?: string;
+  category?: string;
+  /** Seconds each member waits between messages; 0 turns slow mode off. */
+  slowModeSec?: number;
+  /** A frozen room refuses every message (`frozen`). */
+  frozen?: boolean;
+}
+
+/** A page of results and the cursor of the next page (null on the last). */
+export interface Page<M> {
+  messages: M[];
+  nextCursor: string | null;
+}
+
+/** A room's moderation settings. */
+export interface RoomSettings {
+  visibility: Visibility;
+  slowModeSec: number;
+  frozen: boolean;
+}
+
+/** A ban or a mute in a room. */
+export interface Sanction {
+  userId: string;
+  /** When it ends (ms since epoch); null when it does not. */
+  until: number | null;
+  reason: string | null;
+  by: string;
+  at: number;
+}
+
+/** A report of a message (the moderators' queue). */
+export interface Report {
+  id: number;
+  messageId: string;
+  reporter: string;
+  reason: string;
+  at: number;
+  status: "open" | "resolved";
+  resolvedBy: string | null;
+  resolvedAt: number | null;
+  resolution: string | null;
+  /** The message as it is now (null: gone from the log). */
+  message: RoomMessage | null;
+}
+
+/** One moderation action: who did what to whom, when and why. */
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  reason: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+/** A page of a moderation list, newest first; pass `nextBefore` as `before` (null on the last). */
+type ModPage<K extends string, T> = { [k in K]: T[] } & { nextBefore: number | null };
 
 /** What `createRoom` takes. */
 export interface NewRoom {
@@ -30,7 +102,7 @@ export interface NewRoom {
   lat?: number;
   lon?: number;
   /** Default `public`. */
-  visibility?: "public" | "private";
+  visibility?: Visibility;
 }
 
 /** One page of a list: the items and the cursor of the next page (null on the last). */
@@ -119,12 +191,19 @@ export interface RestContext {
   fetch: typeof fetch;
 }
 
+const enc = encodeURIComponent;
+/** The path of a room, or of something under it. */
+const R = (roomId: string, ...rest: string[]) => ["/api/chat/rooms", roomId, ...rest].map((p, i) => (i ? enc(p) : p)).join("/");
+
 /** Every REST route the SDK wraps. Each answers the route's JSON or throws a `ChatError`. */
 export class Rest {
   constructor(private ctx: RestContext) {}
 
-  /** Rooms, filtered and paginated by cursor. */
-  rooms(q: { category?: string; q?: string; cursor?: string; limit?: number } = {}): Promise<RoomPage> {
+  /**
+   * Rooms, filtered and paginated by cursor. `joined: true`: the rooms the caller joined, each with
+   * `unread` and `mentions`.
+   */
+  rooms(q: { category?: string; q?: string; cursor?: string; limit?: number; joined?: boolean } = {}): Promise<RoomPage> {
     return this.call("GET", "/api/chat/rooms", q);
   }
 
@@ -135,17 +214,123 @@ export class Rest {
 
   /** One room. */
   getRoom(roomId: string): Promise<RoomInfo> {
-    return this.call("GET", `/api/chat/rooms/${encodeURIComponent(roomId)}`);
+    return this.call("GET", R(roomId));
   }
 
-  /** Creates a room. */
+  /** Creates a room (`visibility: "private"`: only its members see it). */
   createRoom(room: NewRoom): Promise<RoomInfo> {
     return this.call("POST", "/api/chat/rooms", undefined, room);
   }
 
+  /** Changes a room's name, description, category, slow mode or frozen state. */
+  updateRoom(roomId: string, patch: RoomPatch): Promise<{ settings: RoomSettings }> {
+    return this.call("PATCH", R(roomId), undefined, patch);
+  }
+
+  /** Deletes a room and its log (owner, admin); its sockets are closed. */
+  async deleteRoom(roomId: string): Promise<void> {
+    await this.call("DELETE", R(roomId));
+  }
+
   /** A page of a room's history, newest first. */
   roomHistory(roomId: string, q: { before?: number; limit?: number } = {}): Promise<HistoryPage<RoomMessage>> {
-    return this.call("GET", `/api/chat/rooms/${encodeURIComponent(roomId)}/messages`, q);
+    return this.call("GET", R(roomId, "messages"), q);
+  }
+
+  /** A thread: the parent message and a page of its replies, oldest first (tombstones keep their place). */
+  replies(
+    roomId: string,
+    messageId: string,
+    q: { cursor?: string; limit?: number } = {},
+  ): Promise<{ parent: RoomMessage; replies: RoomMessage[]; nextCursor: string | null }> {
+    return this.call("GET", R(roomId, "messages", messageId, "replies"), q);
+  }
+
+  /** Full-text search over a room's log, best match first (deleted messages never match). */
+  searchRoom(roomId: string, q: { q: string; cursor?: string; limit?: number }): Promise<Page<RoomMessage>> {
+    return this.call("GET", R(roomId, "search"), q);
+  }
+
+  /** Full-text search over the caller's DMs (or one conversation's), best match first. */
+  searchDms(q: { q: string; conversationId?: string; cursor?: string; limit?: number }): Promise<Page<DmMessage>> {
+    return this.call("GET", "/api/chat/dms/search", q);
+  }
+
+  // ---- moderation (shared/DESIGN.md "Moderation and private rooms"); refusals are ChatErrors (403 forbidden, …)
+
+  /** Names (`on`) or removes a moderator (owner, admin). */
+  async setModerator(roomId: string, userId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "moderators", userId));
+  }
+
+  /** Bans a user (moderators): their sockets close and joins are refused, for `durationSec` or for ever. */
+  ban(roomId: string, userId: string, o: { reason?: string; durationSec?: number } = {}): Promise<{ ban: Sanction }> {
+    return this.call("PUT", R(roomId, "bans", userId), undefined, o);
+  }
+
+  /** Lifts a ban. */
+  async unban(roomId: string, userId: string): Promise<void> {
+    await this.call("DELETE", R(roomId, "bans", userId));
+  }
+
+  /** The room's bans (moderators). */
+  bans(roomId: string): Promise<{ bans: Sanction[] }> {
+    return this.call("GET", R(roomId, "bans"));
+  }
+
+  /** Mutes a user for `durationSec` (moderators): their sends are refused with `muted`. */
+  mute(roomId: string, userId: string, o: { durationSec: number; reason?: string }): Promise<{ mute: Sanction }> {
+    return this.call("PUT", R(roomId, "mutes", userId), undefined, o);
+  }
+
+  /** Lifts a mute. */
+  async unmute(roomId: string, userId: string): Promise<void> {
+    await this.call("DELETE", R(roomId, "mutes", userId));
+  }
+
+  /** Closes a user's sockets in the room (moderators); they may come back. */
+  kick(roomId: string, userId: string, reason?: string): Promise<{ closed: number }> {
+    return this.call("POST", R(roomId, "kicks"), undefined, { userId, reason });
+  }
+
+  /** Pins (`on`) or unpins a message (moderators); pins come in `room_state.pinned`. */
+  async pin(roomId: string, messageId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "pins", messageId));
+  }
+
+  /** Sets the room's word list (moderators), on top of the deployment's: matching sends get `filtered`. */
+  setFilters(roomId: string, words: string[]): Promise<{ words: string[] }> {
+    return this.call("PUT", R(roomId, "filters"), undefined, { words });
+  }
+
+  /** Reports a message to the room's moderators. */
+  report(roomId: string, messageId: string, reason: string): Promise<{ id: number }> {
+    return this.call("POST", R(roomId, "messages", messageId, "reports"), undefined, { reason });
+  }
+
+  /** The room's report queue, newest first (moderators). */
+  reports(roomId: string, q: { status?: "open" | "resolved" | "all"; before?: number; limit?: number } = {}): Promise<ModPage<"reports", Report>> {
+    return this.call("GET", R(roomId, "reports"), q);
+  }
+
+  /** Closes a report with what was done (moderators). */
+  async resolveReport(roomId: string, reportId: number, resolution: string): Promise<void> {
+    await this.call("POST", R(roomId, "reports", String(reportId), "resolve"), undefined, { resolution });
+  }
+
+  /** Every moderation action in the room, newest first (moderators). */
+  audit(roomId: string, q: { before?: number; limit?: number } = {}): Promise<ModPage<"entries", AuditEntry>> {
+    return this.call("GET", R(roomId, "audit"), q);
+  }
+
+  /** Adds (`on`) or removes a member of a private room (owner, moderators; a member may remove themself). */
+  async setMember(roomId: string, userId: string, on = true): Promise<void> {
+    await this.call(on ? "PUT" : "DELETE", R(roomId, "members", userId));
+  }
+
+  /** The members of a private room (for its members). */
+  members(roomId: string): Promise<{ members: { userId: string; addedAt: number; role: string }[] }> {
+    return this.call("GET", R(roomId, "members"));
   }
 
   /** Room suggestions near `lat`/`lon` (else the user's last known location). */
@@ -165,7 +350,7 @@ export class Rest {
 
   /** A page of a conversation's history, newest first. */
   dmHistory(conversationId: string, q: { before?: number; limit?: number } = {}): Promise<HistoryPage<DmMessage>> {
-    return this.call("GET", `/api/chat/dms/${encodeURIComponent(conversationId)}/messages`, q);
+    return this.call("GET", `/api/chat/dms/${enc(conversationId)}/messages`, q);
   }
 
   /** Users the caller blocks, most recent first, a page at a time (pass `nextCursor` back as `cursor`). */
@@ -180,7 +365,7 @@ export class Rest {
 
   /** Unblocks a user (idempotent). */
   async unblock(userId: string): Promise<void> {
-    await this.call("DELETE", `/api/chat/blocks/${encodeURIComponent(userId)}`);
+    await this.call("DELETE", `/api/chat/blocks/${enc(userId)}`);
   }
 
   /** Statuses of up to 100 users. */
@@ -255,6 +440,7 @@ function answer(status: number, text: string): unknown {
     body = undefined;
   }
   if (status >= 200 && status < 300) return body;
-  const e = (body as { error?: { code?: string; message?: string; requestId?: string; retryAfterMs?: number } } | undefined)?.error;
-  throw new ChatError(e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.retryAfterMs, status, e?.requestId);
+  const e = (body as { error?: { code?: string; message?: string; requestId?: string; retryAfterMs?: number; until?: number | null } } | undefined)
+    ?.error;
+  throw new ChatError(e?.code ?? `http_${status}`, e?.message ?? `HTTP ${status}`, e?.retryAfterMs, status, e?.requestId, e?.until);
 }

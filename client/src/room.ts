@@ -1,13 +1,18 @@
 import { backoffDelay } from "./backoff.js";
 import { Connection, stopTimer, type ConnectionState, type Timer } from "./connection.js";
 import { Emitter } from "./emitter.js";
-import { ChatError, PERMANENT_CODES } from "./errors.js";
-import { Outbox, type PendingSend, type SocketContext } from "./outbox.js";
+import { CHANGE_EVENT, Revs, ackChange, applyChange, changeTarget, type Change, type MessageDeleted, type Reaction, type Reload } from "./changes.js";
+import { ChatError, PERMANENT_CODES, toError } from "./errors.js";
+import { Outbox, Requests, type PendingSend, type SocketContext } from "./outbox.js";
 import type { RoomMessage, ServerFrame } from "./wire.js";
 
 /** The `room_state` frame: who is present, the last seq, and (on a first join) the recent messages. */
 export type RoomState = Extract<ServerFrame, { type: "room_state" }>;
-/** A `system` frame: a user's first socket joined, or their last left. */
+/**
+ * A `system` frame: `join` (a user's first socket joined), `leave` (their last left), or a moderation
+ * action (`kick`, `ban`, `mute`, `pin`, `settings`, `room_deleted`, …; `userId` is whom it concerns,
+ * `by` who acted, `until` when a ban or mute ends).
+ */
 export type RoomSystem = Extract<ServerFrame, { type: "system" }>;
 /** A `typing` frame. */
 export type Typing = Extract<ServerFrame, { type: "typing" }>;
@@ -26,6 +31,17 @@ export interface RoomEvents {
   state: RoomState;
   system: RoomSystem;
   typing: Typing;
+  /** A message was edited (or, on resume, changed while away): the whole message as it now is. */
+  updated: RoomMessage;
+  /** A message was deleted: a tombstone keeps its seq (fold it in with `applyChange`). */
+  deleted: MessageDeleted;
+  /** A reaction was added or removed; `count` is the emoji's count after it. */
+  reaction: Reaction;
+  /**
+   * On resume the server could not replay every change made while this client was away
+   * (`changesTruncated`): messages already shown may be stale; reload the history shown.
+   */
+  reload: Reload;
   /** This room's socket changed state. */
   connection: ConnectionState;
   /** The socket went down (`reason`: "heartbeat timeout", "connect timeout", "closed (1006)", …); it reconnects on its own. */
@@ -42,13 +58,18 @@ export interface RoomSendInput {
   mediaIds?: string[];
   /** The id of the message this one replies to. */
   replyTo?: string;
+  /** User ids the message mentions (at most 20). */
+  mentions?: string[];
 }
 
 /** What a room needs from its client. */
 export interface RoomContext extends SocketContext {
   released(room: Room): void;
-  /** Whether the room exists (REST): false on a 404, undefined when that could not be learnt. */
-  exists(roomId: string): Promise<boolean | undefined>;
+  /**
+   * Whether REST refuses the room for good: its error on a 404 (no such room, or a private room the
+   * user is not a member of) or a 403 (banned), undefined otherwise or when that could not be learnt.
+   */
+  refused(roomId: string): Promise<ChatError | undefined>;
 }
 
 /**
@@ -69,6 +90,9 @@ export class Room extends Emitter<RoomEvents> {
   present: PresentUser[] = [];
   private conn: Connection;
   private outbox: Outbox<RoomMessage>;
+  private requests: Requests;
+  /** Change positions: `sinceRev` on resume, and repeated changes dropped. */
+  private revs = new Revs();
   private live = false;
   private joining = false;
   private held = new Map<number, RoomMessage>();
@@ -77,6 +101,8 @@ export class Room extends Emitter<RoomEvents> {
   private failuresInARow = 0;
   private joinTimer: Timer | undefined;
   private joinFailures = 0;
+  /** `lastRev` of the latest `room_state`: committed once its join completes. */
+  private stateRev: number | undefined;
 
   constructor(
     readonly id: string,
@@ -88,7 +114,10 @@ export class Room extends Emitter<RoomEvents> {
       {
         ready: () => this.live,
         transmit: (e, cb) =>
-          this.conn.request({ type: "send_room_message", clientMsgId: e.clientMsgId, text: e.text, mediaIds: e.mediaIds, replyTo: e.replyTo }, cb),
+          this.conn.request(
+            { type: "send_room_message", clientMsgId: e.clientMsgId, text: e.text, mediaIds: e.mediaIds, replyTo: e.replyTo, mentions: e.mentions },
+            cb,
+          ),
         stored: (m) => this.ingest(m),
         failed: (e, err) => ctx.failed(e, err),
       },
@@ -96,6 +125,7 @@ export class Room extends Emitter<RoomEvents> {
       ctx.backoff,
       ctx.random,
     );
+    this.requests = new Requests(this.conn, () => this.live, ctx, (m) => this.change(ackChange(m)));
     this.conn.on("state", (s) => this.emit("connection", s));
     this.conn.on("open", () => {
       this.openedSinceDown = true;
@@ -108,6 +138,8 @@ export class Room extends Emitter<RoomEvents> {
       this.openedSinceDown = false;
       this.live = false;
       this.joining = false;
+      this.requests.down();
+      this.revs.reset();
       stopTimer(this.joinTimer);
       this.joinTimer = undefined;
     });
@@ -117,6 +149,11 @@ export class Room extends Emitter<RoomEvents> {
   /** The highest seq emitted (or known from the first `room_state`); null before the first join. */
   get position(): number | null {
     return this.pos;
+  }
+
+  /** The highest change position (`rev`) up to which every change reached this room; undefined before the first. */
+  get rev(): number | undefined {
+    return this.revs.last;
   }
 
   /** This room's socket state. */
@@ -146,6 +183,7 @@ export class Room extends Emitter<RoomEvents> {
       text: input.text,
       mediaIds: input.mediaIds,
       replyTo: input.replyTo,
+      mentions: input.mentions,
       createdAt: Date.now(),
     };
     return this.outbox.add(entry);
@@ -159,6 +197,37 @@ export class Room extends Emitter<RoomEvents> {
   /** Sends still waiting for their ack, oldest first. */
   pending(): PendingSend[] {
     return this.outbox.pending();
+  }
+
+  /**
+   * Replaces the text of one of this user's messages. Resolves with the message as it now is (from
+   * the ack). The server answers the changer's socket with that ack instead of the broadcast the
+   * others get; the SDK emits it as the same event (`updated` here, `deleted` for a deletion), once.
+   * Like every change below, it waits while disconnected and is sent again after a reconnect until
+   * answered (changes are idempotent); it is kept in memory, not in the store. Rejects with a
+   * `ChatError`: `forbidden` (not the author), `not_found`, `bad_request`, `muted` (`until`),
+   * `frozen`, `filtered`, `banned`.
+   */
+  async editMessage(messageId: string, text: string, options: { mentions?: string[] } = {}): Promise<RoomMessage | undefined> {
+    return (await this.requests.add({ type: "edit_message", messageId, text, mentions: options.mentions })).message as RoomMessage | undefined;
+  }
+
+  /** Deletes a message (the author's own, or any as a moderator); the `deleted` event follows. */
+  async deleteMessage(messageId: string): Promise<void> {
+    await this.requests.add({ type: "delete_message", messageId });
+  }
+
+  /**
+   * Puts one emoji on a message (`on` = false takes it off). Others get a `reaction` event; this
+   * socket gets `updated` with the message as it now is (counts, and `myReactions`).
+   */
+  async react(messageId: string, emoji: string, on = true): Promise<void> {
+    await this.requests.add({ type: "react", messageId, emoji, on });
+  }
+
+  /** Moves this user's read position in the room (for `unread` in `rest.rooms({ joined: true })`). */
+  async markRead(seq: number): Promise<void> {
+    await this.requests.add({ type: "mark_read", seq });
   }
 
   /** Tells the others this user is typing (or stopped). Dropped while not joined: typing is ephemeral. */
@@ -177,14 +246,20 @@ export class Room extends Emitter<RoomEvents> {
     stopTimer(this.joinTimer);
     this.conn.close();
     this.live = false;
-    this.outbox.abort(new ChatError("closed", `left room ${this.id}`));
+    const err = new ChatError("closed", `left room ${this.id}`);
+    this.outbox.abort(err);
+    this.requests.abort(err);
     this.ctx.released(this);
   }
 
-  /** Gives up on a room the server says does not exist: rejects and drops its queued sends, closes. */
+  /** Gives up on a room REST refuses (gone, private, banned): rejects and drops its queued sends, closes. */
   private async probe(): Promise<void> {
-    if ((await this.ctx.exists(this.id)) !== false || this.conn.state === "closed") return;
-    const err = new ChatError("not_found", `room ${this.id} does not exist`);
+    const err = await this.ctx.refused(this.id);
+    if (err && this.conn.state !== "closed") this.gone(err);
+  }
+
+  /** The room is gone for good (deleted, or refused): queued sends fail, the room closes. */
+  private gone(err: ChatError): void {
     this.emit("error", err);
     this.outbox.fail(err);
     this.close();
@@ -194,16 +269,16 @@ export class Room extends Emitter<RoomEvents> {
     this.live = false;
     this.joining = true;
     this.truncated = false;
+    this.revs.reset();
     const since = this.reach();
-    this.conn.request(since === undefined ? { type: "join_room" } : { type: "join_room", since }, (reply) => {
+    const sinceRev = since === undefined ? undefined : this.revs.last;
+    this.conn.request(since === undefined ? { type: "join_room" } : { type: "join_room", since, sinceRev }, (reply) => {
       if (reply === null) return; // Socket down: the next open joins again.
       if (reply.type === "error") {
         const err = toError(reply);
         if (PERMANENT_CODES.has(err.code)) {
           // Refused for good (a ban, a private room): nothing queued for this room can be sent.
-          this.emit("error", err);
-          this.outbox.fail(err);
-          return this.close();
+          return this.gone(err);
         }
         // Throttled (a long catch-up costs tokens) or a server hiccup: join again later, still holding.
         const wait = err.retryAfterMs ?? backoffDelay(this.joinFailures++, this.ctx.backoff, this.ctx.random);
@@ -216,9 +291,11 @@ export class Room extends Emitter<RoomEvents> {
       this.joinFailures = 0;
       this.joining = false;
       // The server answered room_state and the replay before this ack.
+      this.revs.commit(this.stateRev);
       if (this.truncated) return this.join();
       this.live = true;
       this.release(true);
+      this.requests.flush();
       this.outbox.pump();
     });
   }
@@ -229,28 +306,50 @@ export class Room extends Emitter<RoomEvents> {
         if (this.pos === null) this.pos = f.lastSeq;
         // A first join's recent messages are history, shown from `state`; none of them is emitted.
         this.truncated = f.replayTruncated === true;
+        this.stateRev = f.lastRev;
         this.present = f.present;
         this.emit("state", f);
+        if (f.changesTruncated) this.emit("reload", { roomId: this.id, reason: "changes_truncated" });
         return;
       case "message":
         return this.ingest(f.message);
       case "system":
         if (f.event === "join") {
           if (!this.present.some((p) => p.userId === f.userId)) this.present = [...this.present, { userId: f.userId, name: f.name }];
-        } else {
+        } else if (f.event === "leave") {
           this.present = this.present.filter((p) => p.userId !== f.userId);
         }
         this.emit("system", f);
+        if (f.event === "room_deleted") this.gone(new ChatError("not_found", `room ${this.id} was deleted`));
         return;
+      case "message_updated":
+      case "message_deleted":
+      case "reaction":
+        return this.change(f);
       case "typing":
         this.emit("typing", f);
         return;
       case "error":
+        // Unasked for, before the server closes this user's socket: `banned`, or `not_found` (removed
+        // from a private room) end the room here (reconnecting would be refused); others (a kick's
+        // `forbidden`) are reported and the room reconnects.
+        if (f.code === "banned" || f.code === "not_found") return this.gone(toError(f));
         this.emit("error", toError(f));
         return;
       default:
         this.emit("frame", f);
     }
+  }
+
+  /**
+   * A change to a message: dropped if it repeats one already applied; folded into the copy if the
+   * message is still held (it will be emitted as it now is); emitted otherwise.
+   */
+  private change(c: Change): void {
+    const { id, rev } = changeTarget(c);
+    if (!this.revs.note(id, rev, this.live)) return;
+    for (const [seq, m] of this.held) if (m.id === id) return void this.held.set(seq, applyChange(m, c));
+    (this.emit as (e: string, p: unknown) => void)(CHANGE_EVENT[c.type], c.type === "message_updated" ? c.message : c);
   }
 
   /** The highest seq up to which the log is complete here: emitted, or held with no hole before it. */
@@ -263,6 +362,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** Every message of the log, live, replayed or acked, goes through here. */
   private ingest(m: RoomMessage): void {
+    this.revs.note(m.id, m.rev, this.live);
     if (this.pos !== null && m.seq <= this.pos) return;
     if (this.pos === null || !this.live) {
       this.held.set(m.seq, m);
@@ -297,9 +397,4 @@ export class Room extends Emitter<RoomEvents> {
       this.emit("message", m);
     }
   }
-}
-
-/** @internal An `error` frame as a ChatError. */
-export function toError(f: Extract<ServerFrame, { type: "error" }>): ChatError {
-  return new ChatError(f.code, f.message, f.retryAfterMs);
 }

@@ -73,7 +73,7 @@ export function socketClass() {
  * A fetch answering GET /api/chat/dms from a mutable list, the room `general`, and 404 for anything
  * else; `state.failures` makes that many next calls fail like a network error.
  */
-export function fakeRest(conversations: Array<{ id: string; lastSeq: number }> = []) {
+export function fakeRest(conversations: Array<{ id: string; lastSeq: number; lastMessage?: { rev?: number } | null }> = []) {
   const calls: string[] = [];
   const state = { failures: 0 };
   const fetch = (async (input: RequestInfo | URL) => {

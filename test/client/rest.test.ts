@@ -57,6 +57,70 @@ describe("REST helpers", () => {
     await chat.close();
   });
 
+  it("lifecycle, search and moderation helpers: paths, methods and bodies per DESIGN.md; `until` kept from an error body", async () => {
+    const { chat, calls } = restClient((url, init) =>
+      url.includes("/mutes/") && init.method === "PUT" ? json({ error: { code: "forbidden", message: "moderators only", requestId: "r2" } }, 403) : json({ ok: true }),
+    );
+    const r = chat.rest;
+    await r.rooms({ joined: true });
+    await r.searchRoom("a b", { q: "hello world", limit: 5 });
+    await r.searchDms({ q: "lunch", conversationId: "dm_a", cursor: "c1" });
+    await r.replies("general", "m/1", { limit: 10 });
+    await r.createRoom({ name: "Mods", category: "tech", visibility: "private" });
+    await r.updateRoom("general", { slowModeSec: 30, frozen: true });
+    await r.deleteRoom("general");
+    await r.setModerator("general", "bob");
+    await r.setModerator("general", "bob", false);
+    await r.ban("general", "bob", { reason: "spam", durationSec: 3600 });
+    await r.unban("general", "bob");
+    await r.bans("general");
+    await expect(r.mute("general", "bob", { durationSec: 60 })).rejects.toMatchObject({ code: "forbidden", status: 403, requestId: "r2" });
+    await r.unmute("general", "bob");
+    await r.kick("general", "bob", "calm down");
+    await r.pin("general", "m1");
+    await r.pin("general", "m1", false);
+    await r.setFilters("general", ["darn"]);
+    await r.report("general", "m1", "rude");
+    await r.reports("general", { status: "all", limit: 20 });
+    await r.resolveReport("general", 7, "warned");
+    await r.audit("general", { before: 99 });
+    await r.setMember("secret", "carol");
+    await r.setMember("secret", "carol", false);
+    await r.members("secret");
+    const seen = calls.map((c) => `${c.init.method} ${c.url.replace("http://chat.test", "")}${c.init.body ? ` ${c.init.body}` : ""}`);
+    expect(seen).toEqual([
+      "GET /api/chat/rooms?joined=true",
+      "GET /api/chat/rooms/a%20b/search?q=hello%20world&limit=5",
+      "GET /api/chat/dms/search?q=lunch&conversationId=dm_a&cursor=c1",
+      "GET /api/chat/rooms/general/messages/m%2F1/replies?limit=10",
+      'POST /api/chat/rooms {"name":"Mods","category":"tech","visibility":"private"}',
+      'PATCH /api/chat/rooms/general {"slowModeSec":30,"frozen":true}',
+      "DELETE /api/chat/rooms/general",
+      "PUT /api/chat/rooms/general/moderators/bob",
+      "DELETE /api/chat/rooms/general/moderators/bob",
+      'PUT /api/chat/rooms/general/bans/bob {"reason":"spam","durationSec":3600}',
+      "DELETE /api/chat/rooms/general/bans/bob",
+      "GET /api/chat/rooms/general/bans",
+      'PUT /api/chat/rooms/general/mutes/bob {"durationSec":60}',
+      "DELETE /api/chat/rooms/general/mutes/bob",
+      'POST /api/chat/rooms/general/kicks {"userId":"bob","reason":"calm down"}',
+      "PUT /api/chat/rooms/general/pins/m1",
+      "DELETE /api/chat/rooms/general/pins/m1",
+      'PUT /api/chat/rooms/general/filters {"words":["darn"]}',
+      'POST /api/chat/rooms/general/messages/m1/reports {"reason":"rude"}',
+      "GET /api/chat/rooms/general/reports?status=all&limit=20",
+      'POST /api/chat/rooms/general/reports/7/resolve {"resolution":"warned"}',
+      "GET /api/chat/rooms/general/audit?before=99",
+      "PUT /api/chat/rooms/secret/members/carol",
+      "DELETE /api/chat/rooms/secret/members/carol",
+      "GET /api/chat/rooms/secret/members",
+    ]);
+    const { chat: c2 } = restClient(() => json({ error: { code: "banned", message: "banned", until: 1234 } }, 403));
+    await expect(c2.rest.getRoom("general")).rejects.toMatchObject({ code: "banned", until: 1234 });
+    await chat.close();
+    await c2.close();
+  });
+
   it("upload reports progress through XMLHttpRequest when there is one", async () => {
     const sent: unknown[] = [];
     class FakeXhr {

@@ -313,6 +313,26 @@ describe("Room sends", () => {
     await chat.close();
   });
 
+  it("gives up on a room REST refuses with 403 (a ban refuses the upgrade): the error is REST's, with its code", async () => {
+    const c = makeClient({
+      fetch: (async () =>
+        new Response(JSON.stringify({ error: { code: "banned", message: "you are banned", until: null } }), { status: 403 })) as typeof fetch,
+    });
+    const room = c.chat.room("general");
+    const errors: string[] = [];
+    room.on("error", (e) => errors.push(e.code));
+    const outcome = room.send({ text: "x" }).catch((e) => e.code);
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      c.sockets.at(-1)!.refuse();
+      await vi.advanceTimersByTimeAsync(2000);
+    }
+    expect(await outcome).toBe("banned");
+    expect(errors).toEqual(["banned"]);
+    expect(room.state).toBe("closed");
+    await c.chat.close();
+  });
+
   it("a store that fails (a full localStorage) does not fail the send", async () => {
     const storage: StorageLike = {
       getItem: () => null,

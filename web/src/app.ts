@@ -7,6 +7,8 @@
 import {
   ChatClient,
   LocalStorageOutboxStore,
+  applyChange,
+  type Change,
   type ChatError,
   type Conversation,
   type ConnectionState,
@@ -241,14 +243,46 @@ export class App {
     this.room = room;
     // A room still open in the background (its sends were settling) is already joined: no new state comes.
     this.present = room.present;
+    // The messages shown, as stored: edits, deletions and reactions are folded into them (applyChange).
+    const shown = new Map<string, RoomMessage>();
     const toItem = (m: RoomMessage): ListMessage => {
       this.names.set(m.userId, m.userName);
-      return { key: m.id, seq: m.seq, userId: m.userId, userName: m.userName, text: m.text, media: m.media, createdAt: m.createdAt, state: "sent" };
+      shown.set(m.id, m);
+      return {
+        key: m.id,
+        seq: m.seq,
+        userId: m.userId,
+        userName: m.userName,
+        text: m.text,
+        media: m.media,
+        createdAt: m.createdAt,
+        state: "sent",
+        editedAt: m.editedAt,
+        deleted: m.deleted,
+        reactions: m.reactions,
+        myReactions: m.myReactions,
+      };
     };
-    const list = new MessageList(this.session.userId, this.media, async (before) => {
-      const page = await this.chat.rest.roomHistory(roomId, { before: before ?? undefined, limit: ROOM_PAGE });
-      return { messages: page.messages.map(toItem), done: page.nextBefore === null };
-    });
+    const refused = (what: string) => (err: ChatError) => {
+      if (err.code !== "closed") alert(`Could not ${what}: ${err.message}`);
+    };
+    const list = new MessageList(
+      this.session.userId,
+      this.media,
+      async (before) => {
+        const page = await this.chat.rest.roomHistory(roomId, { before: before ?? undefined, limit: ROOM_PAGE });
+        return { messages: page.messages.map(toItem), done: page.nextBefore === null };
+      },
+      {
+        react: (id, emoji, on) => void room.react(id, emoji, on).catch(refused("react")),
+        edit: (id, text) => void room.editMessage(id, text).catch(refused("edit the message")),
+        remove: (id) => void room.deleteMessage(id).catch(refused("delete the message")),
+      },
+    );
+    const changed = (id: string, change: Change) => {
+      const m = shown.get(id);
+      if (m) list.add(toItem(applyChange(m, change, this.session.userId)));
+    };
     const sub = h("div", { class: "sub", "data-testid": "room-sub" }, info?.description ?? "");
     const updateHead = () => {
       const n = this.present.length;
@@ -278,11 +312,19 @@ export class App {
       room.on("system", (s) => {
         this.present = room.present;
         this.names.set(s.userId, s.name);
-        if (s.userId !== this.session.userId) list.system(`${s.name} ${s.event === "join" ? "joined" : "left"}`, s.at);
+        if (s.userId !== this.session.userId && (s.event === "join" || s.event === "leave")) list.system(`${s.name} ${s.event === "join" ? "joined" : "left"}`, s.at);
+        else if (s.event !== "join" && s.event !== "leave") list.system(`${s.name}: ${s.event.replace("_", " ")}${s.reason ? ` (${s.reason})` : ""}`, s.at);
         updateHead();
         this.renderMembers();
       }),
       room.on("typing", (t) => this.showTyping(t.userId, t.on)),
+      room.on("updated", (m) => changed(m.id, { type: "message_updated", message: m })),
+      room.on("deleted", (d) => changed(d.messageId, d)),
+      room.on("reaction", (r) => changed(r.messageId, r)),
+      // Changes were missed beyond what resume replays: the newest page again, as it now is.
+      room.on("reload", () => {
+        void this.chat.rest.roomHistory(roomId, { limit: ROOM_PAGE }).then((p) => list.add(...p.messages.map(toItem)), () => {});
+      }),
     ];
     view.dispose = chain(view.dispose, () => {
       for (const off of offs) off();

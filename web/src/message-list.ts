@@ -23,7 +23,24 @@ export interface ListMessage {
   code?: string;
   error?: string;
   retry?: () => void;
+  /** Set once edited (the text is the latest). */
+  editedAt?: number;
+  /** A tombstone: the text and media are gone. */
+  deleted?: boolean;
+  /** Reaction counts by emoji, and the reader's own. */
+  reactions?: Record<string, number>;
+  myReactions?: string[];
 }
+
+/** What the reader may do to a stored message (rooms): react, and edit or delete their own. */
+export interface MessageActions {
+  react(key: string, emoji: string, on: boolean): void;
+  edit(key: string, text: string): void;
+  remove(key: string): void;
+}
+
+/** The emoji the demo offers on every message. */
+const QUICK = "👍";
 
 type Row = { kind: "msg"; m: ListMessage; order: number } | { kind: "sys"; key: string; text: string; at: number; order: number };
 
@@ -51,6 +68,7 @@ export class MessageList {
     private readonly me: string,
     private readonly media: MediaView,
     private readonly loadOlder: (beforeSeq: number | null) => Promise<OlderPage>,
+    private readonly actions?: MessageActions,
   ) {
     this.edge = h("div", { class: "history-edge" }, "Loading history…");
     this.el = h("div", { class: "messages", role: "log", "aria-live": "polite" }, this.edge);
@@ -227,7 +245,7 @@ export class MessageList {
     const media = m.media?.length
       ? h("div", { class: "media" }, ...m.media.map((d) => this.media.render(d)))
       : null;
-    let meta: Node | string = timeOf(m.createdAt);
+    let meta: Node | string = timeOf(m.createdAt) + (m.editedAt && !m.deleted ? " · edited" : "");
     if (m.state === "pending") meta = "Sending…";
     if (m.state === "failed") {
       meta = h("span", {}, `Not sent: ${m.error ?? "error"}`, " ", m.retry ? h("button", { class: "retry", onclick: () => m.retry?.() }, "Retry") : null);
@@ -246,11 +264,47 @@ export class MessageList {
         "div",
         { class: "bubble" },
         h("div", { class: "author", style: `color:${colorFor(m.userId)}` }, m.userName),
-        media,
-        m.text ? h("div", { class: "text" }, m.text) : null,
+        m.deleted ? h("div", { class: "tombstone" }, "Message deleted") : media,
+        m.text && !m.deleted ? h("div", { class: "text" }, m.text) : null,
+        this.reactionsOf(m),
         h("div", { class: "meta" }, meta),
       ),
     );
+  }
+
+  /** Reaction chips (click: toggle your own), a quick 👍, and Edit / Delete on your own messages. */
+  private reactionsOf(m: ListMessage): HTMLElement | null {
+    const a = this.actions;
+    if (!a || m.state !== "sent" || m.deleted) return null;
+    const mine = new Set(m.myReactions ?? []);
+    const counts = { ...m.reactions };
+    if (!(QUICK in counts)) counts[QUICK] = 0;
+    const chips = Object.entries(counts).map(([emoji, n]) =>
+      h(
+        "button",
+        {
+          class: `chip${mine.has(emoji) ? " on" : ""}`,
+          "data-emoji": emoji,
+          "aria-pressed": mine.has(emoji) ? "true" : "false",
+          title: mine.has(emoji) ? "Take your reaction back" : "React",
+          onclick: () => a.react(m.key, emoji, !mine.has(emoji)),
+        },
+        n > 0 ? `${emoji} ${n}` : emoji,
+      ),
+    );
+    const own =
+      m.userId === this.me
+        ? [
+            h("button", { class: "act", "data-act": "edit", onclick: () => {
+              const text = prompt("Edit message", m.text ?? "");
+              if (text !== null && text.trim() && text !== m.text) a.edit(m.key, text);
+            } }, "Edit"),
+            h("button", { class: "act", "data-act": "delete", onclick: () => {
+              if (confirm("Delete this message?")) a.remove(m.key);
+            } }, "Delete"),
+          ]
+        : [];
+    return h("div", { class: "reactions" }, ...chips, ...own);
   }
 }
 
