@@ -374,7 +374,7 @@ export class Inbox extends Emitter<InboxEvents> {
         }
         failures = 0;
         // The change position this answer covers (changes past a row budget continue from it).
-        const covered = (reply as { lastRev?: number }).lastRev;
+        const covered = reply.lastRev;
         this.revs.note(undefined, covered, false);
         rev = covered ?? rev;
         if (!reply.more) break;

@@ -2,8 +2,7 @@
 // deletions and reactions between two clients, typed refusals, and resume of changes: a client cut
 // off (a loopback TCP proxy that drops its connections and refuses new ones) while a message it holds
 // is edited and reacted to learns of both once it is back, through `join_room { since, sinceRev }`
-// and `sync { sinceRev }`, each change once. Skipped against a server whose objects do not handle the
-// lifecycle frames yet (they answer `bad_request` "… is not supported yet").
+// and `sync { sinceRev }`, each change once.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -66,7 +65,6 @@ function proxy(targetPort) {
 let server;
 let px;
 let ChatClient;
-let supported = true;
 const clients = [];
 
 before(async () => {
@@ -121,12 +119,6 @@ function record(target, kinds) {
   return log;
 }
 
-/** False (and the test skips) when the server answers a lifecycle frame with "not supported yet". */
-async function lifecycleSupported(err) {
-  if (err?.code === "bad_request" && /not supported yet/.test(err.message)) supported = false;
-  return supported;
-}
-
 test("rooms: edits, deletions and reactions reach the other client; typed refusals; a client cut off learns of the changes on resume", async (t) => {
   const [alice, bob] = [uid("alice"), uid("bob")];
   for (const u of [alice, bob]) assert.equal((await api(server.url, u, "/api/me")).status, 200);
@@ -144,8 +136,7 @@ test("rooms: edits, deletions and reactions reach the other client; typed refusa
 
   const one = await ra.send({ text: "one" });
   const two = await ra.send({ text: "two", mentions: [bob] });
-  const edited = await ra.editMessage(one.id, "one, edited").catch((e) => e);
-  if (!(await lifecycleSupported(edited))) return t.skip("the server does not handle lifecycle frames yet");
+  const edited = await ra.editMessage(one.id, "one, edited");
   assert.equal(edited.text, "one, edited");
   assert.ok(edited.editedAt > 0);
   await rb.react(two.id, "👍");
@@ -191,7 +182,6 @@ test("rooms: edits, deletions and reactions reach the other client; typed refusa
 });
 
 test("DMs: an edit and a reaction made while the peer was cut off reach it on resume (sync with sinceRev), once", async (t) => {
-  if (!supported) return t.skip("the server does not handle lifecycle frames yet");
   const [alice, bob] = [uid("alice"), uid("bob")];
   for (const u of [alice, bob]) assert.equal((await api(server.url, u, "/api/me")).status, 200);
   const a = client(alice);
@@ -203,8 +193,7 @@ test("DMs: an edit and a reaction made while the peer was cut off reach it on re
   await until(() => ia.state === "open" && ib.state === "open", "both inboxes open");
   const hi = await ia.send(bob, { text: "hi bob" });
   await until(() => logB.includes("dm:hi bob"), "the DM");
-  const edited = await ia.editMessage(hi.conversationId, hi.id, "hi bob!").catch((e) => e);
-  if (!(await lifecycleSupported(edited))) return t.skip("the server does not handle lifecycle frames yet");
+  await ia.editMessage(hi.conversationId, hi.id, "hi bob!");
   await until(() => logB.some((l) => l.startsWith("updated:hi bob!")), "the live edit");
 
   px.cut();
