@@ -21,6 +21,8 @@ const { values: args } = parseArgs({
     target: { type: "string", default: "ours" },
     top: { type: "string", default: "25" },
     presence: { type: "boolean", default: false },
+    /** Timings and memory only, no CPU profile (the profiler slows the isolate down several times). */
+    "no-cpu": { type: "boolean", default: false },
   },
 });
 const N = Number(args.sockets);
@@ -105,24 +107,25 @@ try {
   await settle(target.pgids);
   const heap = async () => {
     await inspector.call("HeapProfiler.collectGarbage").catch(() => {});
-    const h = await inspector.call("Runtime.getHeapUsage");
-    return h.usedSize;
+    return inspector.call("Runtime.getHeapUsage");
   };
   await inspector.call("Runtime.enable").catch(() => {});
   const heap0 = await heap();
   const rss0 = rss();
-  await inspector.call("Profiler.start");
+  const cpuProfile = !args["no-cpu"];
+  if (cpuProfile) await inspector.call("Profiler.start");
   const t0 = Date.now();
   const clients = await openMany(N, (i) => target.room(5001 + i, "running"));
   const joinSeconds = (Date.now() - t0) / 1000;
-  const { profile: joinProfile } = await inspector.call("Profiler.stop");
+  const joinProfile = cpuProfile ? (await inspector.call("Profiler.stop")).profile : null;
   await settle(target.pgids);
   const rss1 = rss();
   const heap1 = await heap();
+  const perSocket = (a, b) => `${((b - a) / N / 1024).toFixed(1)} KiB`;
   const rss2 = rss();
-  console.log(`\n== ${N} sockets connect and join: ${joinSeconds.toFixed(1)} s; RSS +${((rss1 - rss0) / N / 1024).toFixed(1)} KiB per socket (${((rss2 - rss0) / N / 1024).toFixed(1)} after a GC); JS heap used +${((heap1 - heap0) / N / 1024).toFixed(1)} KiB per socket`);
-  console.log(summarize(joinProfile));
-  if (args.out) writeFileSync(`${args.out}-join.cpuprofile`, JSON.stringify(joinProfile));
+  console.log(`\n== ${N} sockets connect and join: ${joinSeconds.toFixed(1)} s; RSS +${((rss1 - rss0) / N / 1024).toFixed(1)} KiB per socket (${((rss2 - rss0) / N / 1024).toFixed(1)} after a GC); JS heap used +${perSocket(heap0.usedSize, heap1.usedSize)}, committed +${perSocket(heap0.totalSize, heap1.totalSize)} per socket`);
+  if (joinProfile) console.log(summarize(joinProfile));
+  if (joinProfile && args.out) writeFileSync(`${args.out}-join.cpuprofile`, JSON.stringify(joinProfile));
 
   if (Number(args.seconds) > 0) {
     await inspector.call("Profiler.start");
