@@ -2,7 +2,7 @@
 // latency, and a sweep of offered load for the highest sustained deliveries per second.
 import { openMany } from "../lib/clients.mjs";
 import { roomRun } from "../lib/loadgen.mjs";
-import { groupRssBytes, settle } from "../lib/procstat.mjs";
+import { cpuMeter, groupRssBytes, settle } from "../lib/procstat.mjs";
 import { note, status } from "../lib/progress.mjs";
 import { TARGETS_SPEC } from "../lib/config.mjs";
 
@@ -36,8 +36,13 @@ export async function memoryScenario(target, name, cfg) {
   await target.gc?.();
   const before = rss(target.pgids);
   const tc = Date.now();
+  // The server's CPU over the connect-and-join storm: less sensitive than its wall time to other
+  // load on the machine (the load generator shares its cores).
+  const meter = cpuMeter(target.pgids);
   const clients = await connect(target, label, cfg.sockets, cfg.room, 5001);
   const connectSeconds = (Date.now() - tc) / 1000;
+  const cpu = meter();
+  const connectCpuSeconds = cpu.serverCpuPct === null ? null : (cpu.serverCpuPct / 100) * cpu.wallSeconds;
   await target.gc?.();
   const connected = rss(target.pgids);
   const t0 = Date.now();
@@ -50,11 +55,12 @@ export async function memoryScenario(target, name, cfg) {
   await closeAll([...first, ...clients]);
   const per = (x) => (before === null || x === null ? null : Math.round((x - before) / cfg.sockets));
   const perConn = per(after);
-  note(`${label}: ${perConn === null ? "n/a" : `${(perConn / 1024).toFixed(1)} KiB`} per idle connection (${cfg.sockets} sockets; ${(per(connected) / 1024).toFixed(1)} KiB just after connecting; ${connectSeconds.toFixed(1)} s to connect and join)`);
+  note(`${label}: ${perConn === null ? "n/a" : `${(perConn / 1024).toFixed(1)} KiB`} per idle connection (${cfg.sockets} sockets; ${(per(connected) / 1024).toFixed(1)} KiB just after connecting; ${connectSeconds.toFixed(1)} s to connect and join, ${connectCpuSeconds?.toFixed(1) ?? "n/a"} s of server CPU)`);
   return {
     sockets: cfg.sockets,
     idleMs: cfg.idleMs,
     connectSeconds,
+    connectCpuSeconds,
     rssBeforeBytes: before,
     rssConnectedBytes: connected,
     rssAfterBytes: after,

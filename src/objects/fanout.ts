@@ -21,6 +21,12 @@
  * window goes on coalescing: joins need no flush. Targets whose view is the whole batch (the common
  * case) share one string; a late target gets its own sub-batch, a single frame, or nothing.
  *
+ * A frame may also be published `lazy` (the room's join and leave notices): instead of going out at
+ * once when the sender is idle, it waits up to `lazyWindowMs` for others, so a join storm (a
+ * thousand clients reconnecting) costs one send per socket per lazy window instead of one per
+ * socket per join. It never delays anything else: a frame published normally while lazy ones wait
+ * takes them along in its own send, in order, and `flush()` and `unicast` send them first too.
+ *
  * No Cloudflare imports: sockets are anything with `send(string)`, timers are injectable.
  */
 import type { ServerFrameMessage } from "../protocol";
@@ -40,6 +46,11 @@ export interface FanoutOptions<S extends FanoutSocket> {
   targets: () => Iterable<S>;
   /** How long the window stays open after a send, in ms. Default 5; 0 turns coalescing off (every frame sent at once). */
   windowMs?: number;
+  /**
+   * How long a `lazy` frame published while idle may wait for company, in ms. Default 50; with
+   * `windowMs` 0 (no coalescing) lazy frames go out at once too.
+   */
+  lazyWindowMs?: number;
   /** Queued frames that force an early flush, so one batch stays bounded. Default 200. */
   maxBatch?: number;
   /** Called when `send` throws (the socket is closing); the other sockets still get the frame. */
@@ -62,7 +73,12 @@ export interface FanoutStats {
 
 /** How one published frame is addressed. `except` and `replaceFor` name one socket each; give one of them at most. */
 export type PublishOptions<S, F> =
-  | { except?: S; replaceFor?: undefined }
+  | {
+      except?: S;
+      replaceFor?: undefined;
+      /** A notice that may wait up to `lazyWindowMs` to share a send with others (see the module comment). */
+      lazy?: boolean;
+    }
   | {
       except?: undefined;
       /**
@@ -74,7 +90,7 @@ export type PublishOptions<S, F> =
 
 /** As {@link PublishOptions}, with frames already serialized. */
 export type PublishJsonOptions<S> =
-  | { except?: S; replaceFor?: undefined }
+  | { except?: S; replaceFor?: undefined; lazy?: boolean }
   | { except?: undefined; replaceFor: { socket: S; json: string } };
 
 /**
@@ -106,11 +122,14 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   private lastMark = 0;
   /** True while a window is open (a timer is pending). */
   private open = false;
+  /** True while a lazy timer is pending (only lazy frames are queued, no window open). */
+  private lazyTimer = false;
   readonly stats: FanoutStats = { frames: 0, singles: 0, batches: 0, sends: 0 };
 
   constructor(opts: FanoutOptions<S>) {
     this.opts = {
       windowMs: 5,
+      lazyWindowMs: 50,
       maxBatch: 200,
       setTimer: (fn, ms) => {
         setTimeout(fn, ms);
@@ -146,7 +165,7 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
     if (opts.replaceFor !== undefined) {
       this.publishJson(json, { replaceFor: { socket: opts.replaceFor.socket, json: JSON.stringify(opts.replaceFor.frame) } });
     } else {
-      this.publishJson(json, { except: opts.except });
+      this.publishJson(json, { except: opts.except, lazy: opts.lazy });
     }
   }
 
@@ -160,13 +179,25 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
         : opts.except !== undefined
           ? { n, json, socket: opts.except }
           : { n, json };
-    if (!this.open) {
-      this.stats.singles++;
-      this.deliver(p);
-      if (this.opts.windowMs > 0) this.openWindow();
+    if (this.open) return this.enqueue(p);
+    if (opts.replaceFor === undefined && opts.lazy && this.opts.windowMs > 0 && this.opts.lazyWindowMs > 0) {
+      // Idle: the notice waits for company (other notices) for up to lazyWindowMs.
+      this.enqueue(p);
+      if (!this.lazyTimer) {
+        this.lazyTimer = true;
+        this.opts.setTimer(() => this.onLazyEnd(), this.opts.lazyWindowMs);
+      }
       return;
     }
-    this.enqueue(p);
+    if (this.pending.length > 0) {
+      // Lazy notices are waiting: they go out now, with this frame after them, in one send.
+      this.pending.push(p);
+      this.flush();
+    } else {
+      this.stats.singles++;
+      this.deliver(p);
+    }
+    if (this.opts.windowMs > 0) this.openWindow();
   }
 
   /**
@@ -177,6 +208,8 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
     const json = JSON.stringify(frame);
     this.stats.frames++;
     const n = ++this.published;
+    // Lazy notices waiting with no window open go out first: an answer is never held for them.
+    if (!this.open) this.flush();
     if (this.pending.length === 0) {
       this.stats.singles++;
       this.sendTo(socket, json);
@@ -276,6 +309,12 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
   private openWindow(): void {
     this.open = true;
     this.opts.setTimer(() => this.onWindowEnd(), this.opts.windowMs);
+  }
+
+  private onLazyEnd(): void {
+    this.lazyTimer = false;
+    // A window opened meanwhile has taken the notices along (or will, when it closes).
+    if (!this.open) this.flush();
   }
 
   private onWindowEnd(): void {

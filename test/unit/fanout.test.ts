@@ -383,4 +383,72 @@ describe("Fanout", () => {
     expect(a.frames()).toEqual([msg(1), msg(2), msg(3)]);
     expect(a.raw).toHaveLength(2);
   });
+  describe("lazy notices (join and leave)", () => {
+    const notice = (i: number): ServerFrameMessage => ({ type: "system", roomId: "r", event: "join", userId: `u${i}`, name: `U${i}`, at: i });
+
+    it("a lazy notice published while idle waits for company: a storm of them is one send per socket", () => {
+      const socks = [new FakeSocket("a"), new FakeSocket("b")];
+      const timers = manualTimers();
+      const f = new Fanout({ targets: () => socks, setTimer: timers.setTimer });
+      for (let i = 1; i <= 10; i++) f.publish(notice(i), { lazy: true });
+      expect(socks.map((s) => s.raw.length)).toEqual([0, 0]);
+      expect(timers.pending).toBe(1);
+      timers.tick();
+      expect(socks.map((s) => s.raw.length)).toEqual([1, 1]);
+      expect(socks[0].frames()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(notice));
+      expect(timers.pending).toBe(0);
+    });
+
+    it("never delays anything else: a message takes the waiting notices along, in order, at once", () => {
+      const a = new FakeSocket("a");
+      const sender = new FakeSocket("sender");
+      const timers = manualTimers();
+      const f = new Fanout({ targets: () => [a, sender], setTimer: timers.setTimer });
+      f.publish(notice(1), { lazy: true });
+      f.publish(msg(2), { replaceFor: { socket: sender, frame: ack(2) } });
+      expect(a.frames()).toEqual([notice(1), msg(2)]);
+      expect(a.raw).toHaveLength(1);
+      expect(sender.frames()).toEqual([notice(1), ack(2)]);
+      // The lazy timer that fires later finds nothing left to send.
+      timers.tick();
+      timers.tick();
+      expect(a.raw).toHaveLength(1);
+    });
+
+    it("a unicast answer and flush() send the waiting notices first", () => {
+      const a = new FakeSocket("a");
+      const timers = manualTimers();
+      const f = new Fanout({ targets: () => [a], setTimer: timers.setTimer });
+      f.publish(notice(1), { lazy: true });
+      f.unicast(a, ack(5));
+      expect(a.frames()).toEqual([notice(1), ack(5)]);
+      f.publish(notice(2), { lazy: true });
+      f.flush();
+      expect(a.frames()).toEqual([notice(1), ack(5), notice(2)]);
+    });
+
+    it("a socket that joins while a notice waits does not get it (its state already covers it), an except socket neither", () => {
+      const a = new FakeSocket("a");
+      const joiner = new FakeSocket("joiner");
+      const targets = [a];
+      const timers = manualTimers();
+      const f = new Fanout({ targets: () => targets, setTimer: timers.setTimer });
+      f.publish(notice(1), { lazy: true, except: a });
+      f.addTarget(joiner);
+      targets.push(joiner);
+      f.publish(notice(2), { lazy: true });
+      timers.tick();
+      expect(a.frames()).toEqual([notice(2)]);
+      expect(joiner.frames()).toEqual([notice(2)]);
+    });
+
+    it("with coalescing off (windowMs 0) a lazy notice goes out at once", () => {
+      const a = new FakeSocket("a");
+      const timers = manualTimers();
+      const f = new Fanout({ targets: () => [a], setTimer: timers.setTimer, windowMs: 0 });
+      f.publish(notice(1), { lazy: true });
+      expect(a.frames()).toEqual([notice(1)]);
+      expect(timers.pending).toBe(0);
+    });
+  });
 });

@@ -484,7 +484,8 @@ export class ChatRoom extends DurableObject<Env> {
       // The joining socket learns it is present from room_state; the others get the system frame.
       this.fanout.publish(
         { type: "system", roomId: this.roomId, event: "join", userId: s.userId, name: s.name, at: Date.now() },
-        { except: ws },
+        // Lazy: in a join storm the notices share sends (fanout.ts); anything else published takes them along.
+        { except: ws, lazy: true },
       );
       this.stats.markDirty();
     }
@@ -696,7 +697,7 @@ export class ChatRoom extends DurableObject<Env> {
 
   private announceLeaveIfLast(s: RoomSession): void {
     if (hasOtherJoined(this.sessions(), s.userId, s.connId)) return;
-    this.fanout.publish({ type: "system", roomId: this.roomId, event: "leave", userId: s.userId, name: s.name, at: Date.now() });
+    this.fanout.publish({ type: "system", roomId: this.roomId, event: "leave", userId: s.userId, name: s.name, at: Date.now() }, { lazy: true });
     this.stats.markDirty();
   }
 
