@@ -134,8 +134,8 @@ export async function findMedia(env: Env, id: string): Promise<MediaRow | null> 
 }
 
 /**
- * Who may read media: its owner; once posted in a room, every authenticated user (rooms are
- * public and so is their history); once sent in a DM, the recipient too.
+ * Who may read media: its owner; once posted in a room, whoever may read the room (checked by the
+ * route: `mayReadRoom`); once sent in a DM, the recipient too.
  */
 export function canRead(row: MediaRow, userId: string): boolean {
   if (row.ownerId === userId) return true;

@@ -15,6 +15,7 @@ import { canRead, deleteMedia, findMedia, mediaLimits, storeMedia } from "../med
 import type { MediaRow } from "../media/store";
 import { readUpload } from "../media/upload";
 import { rateLimit } from "../rate-limits";
+import { mayReadRoom } from "./room-gate";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 
 const UploadedMedia = z
@@ -115,7 +116,11 @@ function baseHeaders(row: MediaRow): Headers {
 
 async function download(c: Context<AppEnv>, id: string): Promise<Response> {
   const row = await findMedia(c.env, id);
-  if (!row || !canRead(row, c.get("user").id)) throw notFound();
+  const user = c.get("user");
+  if (!row || !canRead(row, user.id)) throw notFound();
+  // Media posted in a room is as readable as the room: not at all once it is deleted, and in a
+  // private room by its members only (its owner, the uploader, always).
+  if (row.boundKind === "room" && row.ownerId !== user.id && !(await mayReadRoom(c.env, row.boundId ?? "", user))) throw notFound();
   const headers = baseHeaders(row);
   const etag = headers.get("ETag") ?? "";
 

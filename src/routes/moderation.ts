@@ -99,7 +99,12 @@ moderation.openapi(
     const room = await requireRoom(c.env, roomId);
     await moderate(c.env, room, user, { type: "delete_room" });
     // The directory first: from here no route finds the room, so no socket can join while the object empties.
-    await c.env.DB.batch([c.env.DB.prepare("DELETE FROM room_members WHERE room_id = ?1").bind(roomId), c.env.DB.prepare("DELETE FROM rooms WHERE id = ?1").bind(roomId)]);
+    await c.env.DB.batch([
+      c.env.DB.prepare("DELETE FROM room_members WHERE room_id = ?1").bind(roomId),
+      // Joined lists must not show a later room of the same name to the old room's joiners.
+      c.env.DB.prepare("DELETE FROM room_joins WHERE room_id = ?1").bind(roomId),
+      c.env.DB.prepare("DELETE FROM rooms WHERE id = ?1").bind(roomId),
+    ]);
     await roomStub(c.env, roomId).destroy(user.id);
     return c.body(null, 204);
   },

@@ -4,6 +4,9 @@
  * to anyone else answers exactly as a room that does not exist. The room's Durable Object decides
  * (`canRead`, authoritative); a public room needs no call to it.
  */
+import { eq } from "drizzle-orm";
+import { db } from "../db/queries";
+import { rooms } from "../db/schema";
 import type { AuthUser } from "../env";
 import { ApiError } from "../errors";
 import type { ModAction, ModResult } from "../objects/chat-room/moderation";
@@ -18,6 +21,17 @@ export function noSuchRoom(roomId: string): ApiError {
 export async function assertCanRead(env: Env, room: { id: string; visibility: "public" | "private" }, user: AuthUser): Promise<void> {
   if (room.visibility === "public") return;
   if (!(await roomStub(env, room.id).canRead(user.id, user.admin === true))) throw noSuchRoom(room.id);
+}
+
+/**
+ * Whether `user` may read the room `roomId` (for what a room's messages carry, e.g. media): false for
+ * a room that no longer exists or a private room they are not a member of.
+ */
+export async function mayReadRoom(env: Env, roomId: string, user: AuthUser): Promise<boolean> {
+  const room = await db(env).select({ id: rooms.id, visibility: rooms.visibility }).from(rooms).where(eq(rooms.id, roomId)).get();
+  if (!room) return false;
+  if (room.visibility === "public") return true;
+  return roomStub(env, room.id).canRead(user.id, user.admin === true);
 }
 
 /**

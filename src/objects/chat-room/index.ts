@@ -236,6 +236,8 @@ export class ChatRoom extends DurableObject<Env> {
   /** `userId`'s read position, unread and mention counts here; null when the user never joined. */
   async readSummary(userId: string): Promise<ReadSummary | null> {
     this.ensureSchema();
+    // The directory's copy of a private room's members may lag the object: the object decides.
+    if (!this.mod.canRead(userId)) return null;
     return this.readState.summary(userId, this.messages.lastSeq);
   }
 
@@ -657,6 +659,13 @@ export class ChatRoom extends DurableObject<Env> {
     this.fanout.publish({ type: "system", roomId: this.roomId, event: "room_deleted", userId: by, name: by, at: Date.now(), by });
     this.fanout.flush();
     for (const conn of [...this.conns.values()]) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "room deleted");
+    // The room's media goes back to its uploaders (and to the sweep). Best effort: the room's
+    // directory row is already gone, so nobody but an uploader can read it even if this fails.
+    try {
+      await this.media.releaseAll();
+    } catch (err) {
+      this.host.log("media release on room deletion failed", err);
+    }
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.alarmAt = null;

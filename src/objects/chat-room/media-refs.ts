@@ -68,6 +68,21 @@ export class RoomMediaRefs {
     });
   }
 
+  /**
+   * The room is being deleted: unbinds every media id its messages carried or its queue held, so the
+   * uploads become their owners' alone again and the sweep removes them. Throws when D1 fails.
+   */
+  async releaseAll(): Promise<number> {
+    const ids = this.sql
+      .exec<{ media_id: string }>("SELECT media_id FROM message_media UNION SELECT media_id FROM media_release")
+      .toArray()
+      .map((r) => r.media_id);
+    for (let i = 0; i < ids.length; i += FLUSH_MAX) {
+      await releaseMedia(this.env, ids.slice(i, i + FLUSH_MAX), { kind: "room", roomId: this.roomId });
+    }
+    return ids.length;
+  }
+
   private referenced(mediaId: string): boolean {
     return this.sql.exec("SELECT 1 FROM message_media WHERE media_id = ? LIMIT 1", mediaId).toArray().length > 0;
   }

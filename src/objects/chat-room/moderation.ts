@@ -123,7 +123,7 @@ export type ModAction =
 /** The answer to an action: data, or a refusal the Worker renders with its one error renderer. */
 export type ModResult =
   | { ok: true; data?: unknown }
-  | { ok: false; code: "not_found" | "forbidden" | "bad_request" | "conflict"; message: string };
+  | { ok: false; code: "not_found" | "forbidden" | "bad_request" | "conflict" | "banned"; message: string };
 
 /** The room's storage for moderation: appended to the room's schema (`schema.ts`, version 4). */
 export const MODERATION_TABLES = [
@@ -228,7 +228,9 @@ export class Moderation {
    */
   canRead(userId: string, admin = false): boolean {
     if (this.settings.visibility === "public" || admin) return true;
-    return this.members.has(userId) || userId === this.owner;
+    if (!this.members.has(userId) && userId !== this.owner) return false;
+    // A banned member of a private room reads nothing of it until the ban ends (the owner cannot be banned).
+    return userId === this.owner || this.banOf(userId) === null;
   }
 
   /** The user's ban in force, if any (an expired one is lifted here). */
@@ -336,6 +338,11 @@ export class Moderation {
   async apply(actor: Actor, action: ModAction, fx: RoomEffects, now = Date.now()): Promise<ModResult> {
     // To anyone who may not read a private room, every action answers as a room that does not exist.
     if (!this.canRead(actor.userId, actor.admin)) return { ok: false, code: "not_found", message: `No room ${fx.roomId}.` };
+    // A banned user acts on nothing in the room (a banned moderator cannot unban themself, nor report).
+    if (!actor.admin && action.type !== "info") {
+      const ban = this.banOf(actor.userId, now);
+      if (ban) return { ok: false, code: "banned", message: banRefusal(ban).message };
+    }
     const role = this.roleOf(actor.userId, actor.admin);
     const isMod = RANK[role] >= RANK.moderator;
     const needMod = (): ModResult | null => (isMod ? null : forbidden("Only the room's moderators may do this."));
