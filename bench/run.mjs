@@ -1,6 +1,6 @@
 // `npm run bench` / `npm run bench:smoke`: starts each system under test in turn on loopback ports,
 // runs every scenario against it, and writes the table, JSON, chart and BENCHMARKS.md.
-// Usage: node bench/run.mjs [--smoke] [--targets ours,bare,sio1,sio2] [--scenarios memory,fixed,sweep,dm,presence,history,suggestions]
+// Usage: node bench/run.mjs [--smoke] [--targets ours,bare,sio1,sio2] [--scenarios memory,fixed,sweep,dm,presence,history,lifecycle,suggestions]
 //        node bench/run.mjs --report bench/results/<run>.json   (re-render table, chart and BENCHMARKS.md from a run's JSON)
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,10 +13,11 @@ import { ORDER, benchmarksMarkdown, checks, machineInfo, svgChart, tableRows, te
 import { BENCH_VARS, REDIS_HINT, TARGETS, findRedis } from "./lib/targets.mjs";
 import { fixedScenario, memoryScenario, sweepScenario } from "./scenarios/room.mjs";
 import { dmScenario, historyScenario, presenceScenario } from "./scenarios/ours.mjs";
+import { lifecycleScenario } from "./scenarios/lifecycle.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
-const ALL_SCENARIOS = ["memory", "fixed", "sweep", "dm", "presence", "history", "suggestions"];
+const ALL_SCENARIOS = ["memory", "fixed", "sweep", "dm", "presence", "history", "lifecycle", "suggestions"];
 
 const { values: args } = parseArgs({
   options: { smoke: { type: "boolean", default: false }, targets: { type: "string" }, scenarios: { type: "string" }, report: { type: "string" } },
@@ -99,6 +100,7 @@ if (args.report) {
         if (wantScenarios.has("dm")) entry.dm = await attempt("ours DM", () => dmScenario(target, profile.dm, profile));
         if (wantScenarios.has("presence")) entry.presence = await attempt("ours presence", () => presenceScenario(target, profile.presence));
         if (wantScenarios.has("history")) entry.history = await attempt("ours history", () => historyScenario(target, profile.history));
+        if (wantScenarios.has("lifecycle")) entry.lifecycle = await attempt("ours lifecycle", () => lifecycleScenario(target, profile.lifecycle));
       }
     } finally {
       status(`${def.label}: stopping`);

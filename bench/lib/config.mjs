@@ -17,6 +17,8 @@ export const PROFILES = {
     dm: { pairs: 10, ratePerSec: 20, background: { sockets: 100, ratePerSec: 20, room: "football" } },
     presence: { subscribers: 100, changes: 30, cleanDisconnects: 10, uncleanDisconnects: 5 },
     history: { messages: 100_000, room: "jazz", requests: 2000, concurrency: 4, pageSize: 50 },
+    // Issue 14: message, edit and reaction fan-out (one sender, `ops` of each at `ratePerSec`) and room search.
+    lifecycle: { receivers: 100, ops: 200, ratePerSec: 20, searchMessages: 100_000, searches: 300 },
   },
   smoke: {
     warmupMs: 300,
@@ -31,6 +33,7 @@ export const PROFILES = {
     dm: { pairs: 3, ratePerSec: 10, background: { sockets: 10, ratePerSec: 10, room: "football" } },
     presence: { subscribers: 10, changes: 5, cleanDisconnects: 2, uncleanDisconnects: 1 },
     history: { messages: 1000, room: "jazz", requests: 100, concurrency: 4, pageSize: 50 },
+    lifecycle: { receivers: 20, ops: 20, ratePerSec: 20, searchMessages: 2000, searches: 30 },
   },
 };
 

@@ -129,6 +129,18 @@ export function tableRows(results) {
       times(ratio(p99("ours"), p99("sio1"))),
     ]);
   }
+  const o = t.ours ?? {};
+  const only = (name, v, max = 70) => rows.push([name, short(v ?? "–", max), "", "", "", "", ""]);
+  // Issue 14, beside the broadcast rows: one sender's new messages, edits and reactions fanned out to a room's sockets.
+  const lc = o.lifecycle;
+  if (lc?.error) only("message lifecycle (edit, reaction fan-out; search)", lc.error);
+  if (lc?.fanout) {
+    const f = lc.fanout;
+    const row = (what, l) => only(`${what} → ${f.receivers} sockets (${f.opsPerKind} at ${f.ratePerSec}/s): p50/p95/p99/max ms`, l ? `${lat(l)}${l.lost ? ` (lost ${l.lost})` : ""}` : "–");
+    row("message (lifecycle run)", f.latencyMs.message);
+    row("edit", f.latencyMs.edit);
+    row("reaction", f.latencyMs.reaction);
+  }
   const sus = (k) => t[k]?.sweep?.maxSustainedDeliveriesPerSec;
   rows.push([
     "max sustained deliveries/s (p99 < 200 ms, no loss)",
@@ -144,8 +156,6 @@ export function tableRows(results) {
     times(ratio(mem("ours"), mem("bare"))),
     times(ratio(mem("ours"), mem("sio1"))),
   ]);
-  const o = t.ours ?? {};
-  const only = (name, v, max = 70) => rows.push([name, short(v ?? "–", max), "", "", "", "", ""]);
   if (o.dm) only(`DM under room load: p50/p95/p99/max ms`, o.dm.latencyMs ? `${lat(o.dm.latencyMs)}${o.dm.lost ? ` (lost ${o.dm.lost})` : ""}` : o.dm.error);
   if (o.presence) {
     if (o.presence.error) only("presence", o.presence.error);
@@ -161,6 +171,7 @@ export function tableRows(results) {
       o.history.latencyMs ? `${lat(o.history.latencyMs)}${o.history.failures ? ` (${o.history.failures} failed)` : ""}` : o.history.error,
     );
   }
+  if (lc?.search) only(`room search, ${lc.search.storedMessages} stored: p50/p95/p99/max ms`, lat(lc.search.latencyMs));
   if (results.suggestions) only("room suggestions (bench/suggestions.mjs)", results.suggestions.summary ?? results.suggestions.error ?? "see JSON", 400);
   return rows;
 }
