@@ -7,7 +7,8 @@
  *   ligatures and compatibility forms folded;
  * - invisible format characters (zero-width space/joiner, soft hyphen, bidi marks) dropped;
  * - lower case; common leetspeak folded: 0→o 1→i 3→e 4→a 5→s 7→t 8→b @→a $→s;
- * - punctuation inside a word dropped: `s.p.a.m`, `sp-am`, `s_p_a_m` → `spam`;
+ * - punctuation inside a word dropped: `s.p.a.m`, `sp-am`, `s_p_a_m` → `spam`; and each piece
+ *   punctuation separates read alone too: `buy,spam`, `x/spam` → `spam`;
  * - letters spaced out: a run of single-character words is also read joined (`s p a m` → `spam`),
  *   and every two adjacent words are also read joined (`sp am` → `spam`);
  * - repeated letters: `spaaaam` matches `spam` (each letter of a listed word may repeat), while a
@@ -42,6 +43,19 @@ export function normalizedWords(text: string): string[] {
   for (const raw of text.normalize("NFKD").replace(STRIP_RE, "").split(/\s+/u)) {
     const w = normalizeWord(raw);
     if (w) out.push(w);
+  }
+  return out;
+}
+
+/**
+ * The pieces of words that punctuation splits (`buy,spam` → `buy`, `spam`; `x/spam` → `x`, `spam`),
+ * normalised: punctuation between two words must not hide either (the joined form is read too).
+ */
+export function punctuatedPieces(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text.normalize("NFKD").replace(STRIP_RE, "").split(/\s+/u)) {
+    const pieces = raw.toLowerCase().replace(LEET_RE, (ch) => LEET[ch]).split(NON_WORD_RE).filter((p) => p.length > 0);
+    if (pieces.length > 1) out.push(...pieces);
   }
   return out;
 }
@@ -111,6 +125,10 @@ export function compileFilter(words: Iterable<string>): CompiledFilter {
             if (exact.has(candidate)) return candidate;
           }
         } else run = "";
+      }
+      for (const piece of punctuatedPieces(text)) {
+        const hit = test(piece);
+        if (hit) return hit;
       }
       return null;
     },
