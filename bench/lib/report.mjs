@@ -285,7 +285,7 @@ export function benchmarksMarkdown(results, { jsonPath, svgPath }) {
     lines.push("CPU is percent of one core over the measured window (the machine has " + m.cores + ").", "");
   }
   lines.push("## Reproduce", "");
-  lines.push("```sh", "sudo apt-get install -y redis-server   # optional: the two-process socket.io peer", "npm run bench          # full run, about 10 minutes; rewrites this file", "npm run bench:smoke    # every scenario with small counts, under 3 minutes", "```", "");
+  lines.push("```sh", "sudo apt-get install -y redis-server   # optional: the two-process socket.io peer", "npm run bench          # full run, about 15 minutes on 2 cores; rewrites this file", "npm run bench:smoke    # every scenario with small counts, under 3 minutes", "```", "");
   lines.push(`Raw results: [${jsonPath}](${jsonPath}).`, "");
   return lines.join("\n");
 }
