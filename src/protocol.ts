@@ -93,19 +93,8 @@ export const MediaDescriptor = z.object({
 });
 export type MediaDescriptor = z.infer<typeof MediaDescriptor>;
 
-/** A stored room message. */
-export const RoomMessage = z.object({
-  id: z.string(),
-  roomId: z.string(),
-  seq: z.number().int(),
-  userId: z.string(),
-  userName: z.string(),
-  clientMsgId: z.string(),
-  text: z.string().optional(),
-  media: z.array(MediaDescriptor).optional(),
-  replyTo: z.string().optional(),
-  /** On thread parents: how many messages reply to this one. */
-  replyCount: z.number().int().optional(),
+/** What the message lifecycle keeps on a stored message, room or DM (shared/DESIGN.md "Message lifecycle"). */
+const LIFECYCLE_FIELDS = {
   /** Set once the text was edited (ms since epoch); the text is the latest. */
   editedAt: z.number().optional(),
   /** A tombstone: the message was deleted; it keeps its `seq`, its text and media are gone. */
@@ -119,6 +108,22 @@ export const RoomMessage = z.object({
   mentions: z.array(z.string()).optional(),
   /** Position in the owner's change order (see docs/protocol.md "Resume covers changes"). */
   rev: z.number().int().optional(),
+};
+
+/** A stored room message. */
+export const RoomMessage = z.object({
+  id: z.string(),
+  roomId: z.string(),
+  seq: z.number().int(),
+  userId: z.string(),
+  userName: z.string(),
+  clientMsgId: z.string(),
+  text: z.string().optional(),
+  media: z.array(MediaDescriptor).optional(),
+  replyTo: z.string().optional(),
+  /** On thread parents: how many messages reply to this one. */
+  replyCount: z.number().int().optional(),
+  ...LIFECYCLE_FIELDS,
   createdAt: z.number(),
 });
 export type RoomMessage = z.infer<typeof RoomMessage>;
@@ -133,19 +138,7 @@ export const DmMessage = z.object({
   clientMsgId: z.string(),
   text: z.string().optional(),
   media: z.array(MediaDescriptor).optional(),
-  /** Set once the text was edited (ms since epoch); the text is the latest. */
-  editedAt: z.number().optional(),
-  /** A tombstone: the message was deleted; it keeps its `seq`, its text and media are gone. */
-  deleted: z.literal(true).optional(),
-  deletedBy: z.string().optional(),
-  /** Reaction counts by emoji; absent when there are none. */
-  reactions: z.record(z.string(), z.number().int()).optional(),
-  /** The emoji the reader reacted with (only on copies made for one reader: history, replay, acks). */
-  myReactions: z.array(z.string()).optional(),
-  /** Whom the message mentions (user ids). */
-  mentions: z.array(z.string()).optional(),
-  /** Position in the owner's change order (see docs/protocol.md "Resume covers changes"). */
-  rev: z.number().int().optional(),
+  ...LIFECYCLE_FIELDS,
   createdAt: z.number(),
 });
 export type DmMessage = z.infer<typeof DmMessage>;
@@ -214,6 +207,15 @@ export type ClientMessageType = ClientMessage["type"];
 
 // ---------------------------------------------------------------- server → client
 
+/** Who holds which role in a room; `you` is the reader's own (room_state, and the room's REST info). */
+export const RoomRoles = z.object({
+  owner: z.string().nullable(),
+  moderators: z.array(z.string()),
+  you: z.enum(["owner", "moderator", "member", "admin"]),
+});
+/** A room's moderation settings (room_state, and the room's REST info). */
+export const RoomSettings = z.object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() });
+
 const PresentUser = z.object({ userId: z.string(), name: z.string() });
 
 const ServerFrame = z.discriminatedUnion("type", [
@@ -234,12 +236,8 @@ const ServerFrame = z.discriminatedUnion("type", [
     /** Pinned messages, newest pin first. */
     pinned: z.array(RoomMessage).optional(),
     /** Who holds which role; `you` is the reader's own role. */
-    roles: z
-      .object({ owner: z.string().nullable(), moderators: z.array(z.string()), you: z.enum(["owner", "moderator", "member", "admin"]) })
-      .optional(),
-    settings: z
-      .object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() })
-      .optional(),
+    roles: RoomRoles.optional(),
+    settings: RoomSettings.optional(),
   }),
   z.object({ type: z.literal("message"), message: RoomMessage }),
   z.object({

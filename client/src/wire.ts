@@ -20,13 +20,20 @@ export type MediaDescriptor = {
 
 /** `RoomMessage` of src/protocol.ts. */
 export type RoomMessage = {
+  createdAt: number;
   id: string;
   roomId: string;
   seq: number;
   userId: string;
   userName: string;
   clientMsgId: string;
-  createdAt: number;
+  editedAt?: number | undefined;
+  deleted?: true | undefined;
+  deletedBy?: string | undefined;
+  reactions?: Record<string, number> | undefined;
+  myReactions?: string[] | undefined;
+  mentions?: string[] | undefined;
+  rev?: number | undefined;
   text?: string | undefined;
   media?: {
       id: string;
@@ -36,6 +43,17 @@ export type RoomMessage = {
   }[] | undefined;
   replyTo?: string | undefined;
   replyCount?: number | undefined;
+};
+
+/** `DmMessage` of src/protocol.ts. */
+export type DmMessage = {
+  createdAt: number;
+  id: string;
+  conversationId: string;
+  seq: number;
+  from: string;
+  to: string;
+  clientMsgId: string;
   editedAt?: number | undefined;
   deleted?: true | undefined;
   deletedBy?: string | undefined;
@@ -43,17 +61,6 @@ export type RoomMessage = {
   myReactions?: string[] | undefined;
   mentions?: string[] | undefined;
   rev?: number | undefined;
-};
-
-/** `DmMessage` of src/protocol.ts. */
-export type DmMessage = {
-  id: string;
-  conversationId: string;
-  seq: number;
-  from: string;
-  to: string;
-  clientMsgId: string;
-  createdAt: number;
   text?: string | undefined;
   media?: {
       id: string;
@@ -61,13 +68,6 @@ export type DmMessage = {
       contentType: string;
       size: number;
   }[] | undefined;
-  editedAt?: number | undefined;
-  deleted?: true | undefined;
-  deletedBy?: string | undefined;
-  reactions?: Record<string, number> | undefined;
-  myReactions?: string[] | undefined;
-  mentions?: string[] | undefined;
-  rev?: number | undefined;
 };
 
 /** `ClientMessage` of src/protocol.ts. */
@@ -154,13 +154,20 @@ export type ServerFrame = {
       name: string;
   }[];
   messages: {
+      createdAt: number;
       id: string;
       roomId: string;
       seq: number;
       userId: string;
       userName: string;
       clientMsgId: string;
-      createdAt: number;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
       text?: string | undefined;
       media?: {
           id: string;
@@ -170,13 +177,6 @@ export type ServerFrame = {
       }[] | undefined;
       replyTo?: string | undefined;
       replyCount?: number | undefined;
-      editedAt?: number | undefined;
-      deleted?: true | undefined;
-      deletedBy?: string | undefined;
-      reactions?: Record<string, number> | undefined;
-      myReactions?: string[] | undefined;
-      mentions?: string[] | undefined;
-      rev?: number | undefined;
   }[];
   lastSeq: number;
   replayTruncated?: true | undefined;
@@ -184,13 +184,20 @@ export type ServerFrame = {
   lastRev?: number | undefined;
   changesTruncated?: true | undefined;
   pinned?: {
+      createdAt: number;
       id: string;
       roomId: string;
       seq: number;
       userId: string;
       userName: string;
       clientMsgId: string;
-      createdAt: number;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
       text?: string | undefined;
       media?: {
           id: string;
@@ -200,13 +207,6 @@ export type ServerFrame = {
       }[] | undefined;
       replyTo?: string | undefined;
       replyCount?: number | undefined;
-      editedAt?: number | undefined;
-      deleted?: true | undefined;
-      deletedBy?: string | undefined;
-      reactions?: Record<string, number> | undefined;
-      myReactions?: string[] | undefined;
-      mentions?: string[] | undefined;
-      rev?: number | undefined;
   }[] | undefined;
   roles?: {
       owner: string | null;
@@ -221,13 +221,20 @@ export type ServerFrame = {
 } | {
   type: "message";
   message: {
+      createdAt: number;
       id: string;
       roomId: string;
       seq: number;
       userId: string;
       userName: string;
       clientMsgId: string;
-      createdAt: number;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
       text?: string | undefined;
       media?: {
           id: string;
@@ -237,13 +244,6 @@ export type ServerFrame = {
       }[] | undefined;
       replyTo?: string | undefined;
       replyCount?: number | undefined;
-      editedAt?: number | undefined;
-      deleted?: true | undefined;
-      deletedBy?: string | undefined;
-      reactions?: Record<string, number> | undefined;
-      myReactions?: string[] | undefined;
-      mentions?: string[] | undefined;
-      rev?: number | undefined;
   };
 } | {
   type: "system";
@@ -259,13 +259,20 @@ export type ServerFrame = {
 } | {
   type: "message_updated";
   message: {
+      createdAt: number;
       id: string;
       roomId: string;
       seq: number;
       userId: string;
       userName: string;
       clientMsgId: string;
-      createdAt: number;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
       text?: string | undefined;
       media?: {
           id: string;
@@ -275,6 +282,14 @@ export type ServerFrame = {
       }[] | undefined;
       replyTo?: string | undefined;
       replyCount?: number | undefined;
+  } | {
+      createdAt: number;
+      id: string;
+      conversationId: string;
+      seq: number;
+      from: string;
+      to: string;
+      clientMsgId: string;
       editedAt?: number | undefined;
       deleted?: true | undefined;
       deletedBy?: string | undefined;
@@ -282,14 +297,6 @@ export type ServerFrame = {
       myReactions?: string[] | undefined;
       mentions?: string[] | undefined;
       rev?: number | undefined;
-  } | {
-      id: string;
-      conversationId: string;
-      seq: number;
-      from: string;
-      to: string;
-      clientMsgId: string;
-      createdAt: number;
       text?: string | undefined;
       media?: {
           id: string;
@@ -297,13 +304,6 @@ export type ServerFrame = {
           contentType: string;
           size: number;
       }[] | undefined;
-      editedAt?: number | undefined;
-      deleted?: true | undefined;
-      deletedBy?: string | undefined;
-      reactions?: Record<string, number> | undefined;
-      myReactions?: string[] | undefined;
-      mentions?: string[] | undefined;
-      rev?: number | undefined;
   };
 } | {
   type: "message_deleted";
@@ -336,20 +336,13 @@ export type ServerFrame = {
 } | {
   type: "dm";
   message: {
+      createdAt: number;
       id: string;
       conversationId: string;
       seq: number;
       from: string;
       to: string;
       clientMsgId: string;
-      createdAt: number;
-      text?: string | undefined;
-      media?: {
-          id: string;
-          url: string;
-          contentType: string;
-          size: number;
-      }[] | undefined;
       editedAt?: number | undefined;
       deleted?: true | undefined;
       deletedBy?: string | undefined;
@@ -357,6 +350,13 @@ export type ServerFrame = {
       myReactions?: string[] | undefined;
       mentions?: string[] | undefined;
       rev?: number | undefined;
+      text?: string | undefined;
+      media?: {
+          id: string;
+          url: string;
+          contentType: string;
+          size: number;
+      }[] | undefined;
   };
 } | {
   type: "notification";
@@ -386,13 +386,20 @@ export type ServerFrame = {
   type: "ack";
   id?: string | number | undefined;
   message?: {
+      createdAt: number;
       id: string;
       roomId: string;
       seq: number;
       userId: string;
       userName: string;
       clientMsgId: string;
-      createdAt: number;
+      editedAt?: number | undefined;
+      deleted?: true | undefined;
+      deletedBy?: string | undefined;
+      reactions?: Record<string, number> | undefined;
+      myReactions?: string[] | undefined;
+      mentions?: string[] | undefined;
+      rev?: number | undefined;
       text?: string | undefined;
       media?: {
           id: string;
@@ -402,6 +409,14 @@ export type ServerFrame = {
       }[] | undefined;
       replyTo?: string | undefined;
       replyCount?: number | undefined;
+  } | {
+      createdAt: number;
+      id: string;
+      conversationId: string;
+      seq: number;
+      from: string;
+      to: string;
+      clientMsgId: string;
       editedAt?: number | undefined;
       deleted?: true | undefined;
       deletedBy?: string | undefined;
@@ -409,14 +424,6 @@ export type ServerFrame = {
       myReactions?: string[] | undefined;
       mentions?: string[] | undefined;
       rev?: number | undefined;
-  } | {
-      id: string;
-      conversationId: string;
-      seq: number;
-      from: string;
-      to: string;
-      clientMsgId: string;
-      createdAt: number;
       text?: string | undefined;
       media?: {
           id: string;
@@ -424,13 +431,6 @@ export type ServerFrame = {
           contentType: string;
           size: number;
       }[] | undefined;
-      editedAt?: number | undefined;
-      deleted?: true | undefined;
-      deletedBy?: string | undefined;
-      reactions?: Record<string, number> | undefined;
-      myReactions?: string[] | undefined;
-      mentions?: string[] | undefined;
-      rev?: number | undefined;
   } | undefined;
   duplicate?: boolean | undefined;
   more?: true | undefined;

@@ -14,7 +14,7 @@ import { roomStub } from "../objects/stubs";
 import { forwardUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { cursorKey, encodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
-import { PAGE_MAX, RoomMessage } from "../protocol";
+import { PAGE_MAX, RoomMessage, RoomRoles, RoomSettings } from "../protocol";
 import { rateLimit } from "../rate-limits";
 import { SEARCH_QUERY_MAX } from "../objects/chat-room/search";
 import type { AuthUser } from "../env";
@@ -76,14 +76,7 @@ const JoinedRoom = Room.extend({
 
 /** Most rooms of one `joined=true` page: each is one call to its room's Durable Object. */
 const JOINED_PAGE_MAX = 50;
-const RoomInfo = Room.extend({
-  roles: z.object({
-    owner: z.string().nullable(),
-    moderators: z.array(z.string()),
-    you: z.enum(["owner", "moderator", "member", "admin"]).openapi({ description: "The caller's own role" }),
-  }),
-  settings: z.object({ visibility: z.enum(["public", "private"]), slowModeSec: z.number().int(), frozen: z.boolean() }),
-}).openapi("RoomInfo");
+const RoomInfo = Room.extend({ roles: RoomRoles, settings: RoomSettings }).openapi("RoomInfo");
 type RoomInfo = z.infer<typeof RoomInfo>;
 
 /**

@@ -5,7 +5,7 @@
  */
 import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { CHANGES_MAX, type ChatRoom } from "../../src/objects/chat-room";
+import { CHANGES_MAX, type ChatRoom, REPLAY_MAX } from "../../src/objects/chat-room";
 import { REACTIONS_DISTINCT_MAX, type RoomMessage, type ServerMessage } from "../../src/protocol";
 import { api, connectWs, type TestSocket } from "../helpers";
 import { inbox, provision, roundTrip, uid } from "../helpers/inbox";
@@ -486,6 +486,42 @@ describe("rooms: resume covers changes", () => {
     await b.waitFor((f) => f.type === "message_updated" && "seq" in f.message && f.message.seq === CHANGES_MAX);
     await roundTrip(b);
     expect(b.frames.filter((f) => f.type === "message_updated")).toHaveLength(CHANGES_MAX);
+    b.close();
+  });
+});
+
+describe("rooms: resume of changes through a truncated replay", () => {
+  it("continuing a truncated replay on the same socket repeats no change", async () => {
+    const room = await createRoom(uid("trunc-changes"));
+    const stub = stubOf(room);
+    const total = REPLAY_MAX + 50;
+    await stub.snapshot();
+    // Messages 1..total with rev = seq; then message 5 (held by the client) and message 500 (in the
+    // first replay's range) changed after the client's sinceRev.
+    await runInDurableObject(stub, (_i: ChatRoom, state) => {
+      for (let seq = 1; seq <= total; seq++) {
+        state.storage.sql.exec(
+          "INSERT INTO messages (seq, id, user_id, user_name, client_msg_id, text, created_at, rev) VALUES (?, ?, 'w', 'w', ?, ?, ?, ?)",
+          seq, `id-${seq}`, `c${seq}`, `t${seq}`, seq, seq,
+        );
+      }
+      state.storage.sql.exec("UPDATE messages SET text = 'five, edited', edited_at = 1, rev = ? WHERE seq = 5", total + 1);
+      state.storage.sql.exec("UPDATE messages SET text = 'five hundred, edited', edited_at = 1, rev = ? WHERE seq = 500", total + 2);
+    });
+    await evictDurableObject(stub);
+    const b = await connectWs(uid("bob"), `/api/chat/rooms/${room}/ws`);
+    b.send({ type: "join_room", id: "first", since: 10, sinceRev: 10 });
+    const state = await b.waitFor<Extract<ServerMessage, { type: "room_state" }>>((m) => m.type === "room_state");
+    expect(state).toMatchObject({ replayTruncated: true, nextSince: 10 + REPLAY_MAX });
+    await b.waitFor((m) => m.type === "ack" && m.id === "first");
+    b.send({ type: "join_room", id: "more", since: state.nextSince, sinceRev: 10 });
+    await b.waitFor((m) => m.type === "ack" && m.id === "more");
+    const updated = b.frames.filter((f) => f.type === "message_updated").map((f) => (f as { message: RoomMessage }).message.seq);
+    // Message 5 once (it was held); message 500 never as a change: it came in the replay, as it is now.
+    expect(updated).toEqual([5]);
+    const replayed = b.frames.filter((f) => f.type === "message").map((f) => (f as { message: RoomMessage }).message);
+    expect(replayed.find((m) => m.seq === 500)?.text).toBe("five hundred, edited");
+    expect(replayed.map((m) => m.seq)).toEqual(Array.from({ length: total - 10 }, (_, i) => 11 + i));
     b.close();
   });
 });

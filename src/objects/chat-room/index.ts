@@ -454,7 +454,10 @@ export class ChatRoom extends DurableObject<Env> {
     const revHead = Math.min(this.messages.lastRev, s.liveFromRev ?? this.messages.lastRev);
     let changes: RoomMessage[] = [];
     let changesTruncated = false;
-    if (since !== undefined && sinceRev !== undefined && sinceRev < revHead) {
+    // A socket already live (continuing a truncated replay) was sent every change up to its live
+    // start by its first join: in that join's change replay, or inside the messages it replayed in
+    // their current state; later changes reached it live. Replaying changes again would repeat them.
+    if (!wasJoined && since !== undefined && sinceRev !== undefined && sinceRev < revHead) {
       changes = this.messages.changedSince(Math.min(since, head), sinceRev, revHead, CHANGES_MAX + 1);
       if (changes.length > CHANGES_MAX) {
         changesTruncated = true;
