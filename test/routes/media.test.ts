@@ -4,6 +4,7 @@ import { claimMedia } from "../../src/media/claim";
 import { api } from "../helpers";
 import { REFUSED, SAMPLES, bigPng, bytesOf } from "../helpers/media-fixtures";
 import { errorOf, mediaRow, stored, upload, uploadOk } from "../helpers/media";
+import { createRoom } from "../helpers/rooms";
 
 const MiB = 1024 * 1024;
 const sample = (name: string) => SAMPLES.find((s) => s.name === name)!.bytes;
@@ -312,9 +313,9 @@ describe("GET /api/chat/media/:id: who may read", () => {
     expect((await api(null, m.url)).status).toBe(401);
   });
 
-  it("posted in a room: every authenticated user", async () => {
+  it("posted in a public room: every authenticated user (a private room's: docs/moderation.md, moderation-edges.test.ts)", async () => {
     const m = await uploadOk("owner-c", sample("gif"));
-    const claimed = await claimMedia(env, "owner-c", [m.id], { kind: "room", roomId: "lobby" });
+    const claimed = await claimMedia(env, "owner-c", [m.id], { kind: "room", roomId: await createRoom("lobby-media") });
     expect(claimed.ok).toBe(true);
     for (const u of ["owner-c", "room-reader-1", "room-reader-2"]) {
       const res = await api(u, m.url);
@@ -359,7 +360,7 @@ describe("DELETE /api/chat/media/:id", () => {
 
   it("attached media is 409 and stays", async () => {
     const m = await uploadOk("del-owner3", sample("wav"));
-    expect((await claimMedia(env, "del-owner3", [m.id], { kind: "room", roomId: "r1" })).ok).toBe(true);
+    expect((await claimMedia(env, "del-owner3", [m.id], { kind: "room", roomId: await createRoom("r1-media") })).ok).toBe(true);
     const res = await api("del-owner3", m.url, { method: "DELETE" });
     expect(res.status).toBe(409);
     expect((await errorOf(res)).code).toBe("conflict");
