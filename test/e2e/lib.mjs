@@ -27,7 +27,16 @@ export async function startServer(port, { vars } = {}) {
       await dev.stop();
     },
     async restart() {
-      dev = await startDev({ port, persistTo, vars });
+      // A killed process group may hold the port a moment longer: wait for it (up to 10 s).
+      for (let attempt = 0; ; attempt++) {
+        try {
+          dev = await startDev({ port, persistTo, vars });
+          return;
+        } catch (err) {
+          if (attempt >= 40 || !String(err.message).includes("already in use")) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
     },
     async stop() {
       await dev.stop();

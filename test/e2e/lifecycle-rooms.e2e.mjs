@@ -112,16 +112,7 @@ test("resume covers changes across a restart of wrangler dev; unread and mention
   await sleep(300);
 
   await server.kill();
-  // The killed process group may hold the port a moment longer.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await server.restart();
-      break;
-    } catch (err) {
-      if (attempt >= 40 || !String(err.message).includes("already in use")) throw err;
-      await sleep(250);
-    }
-  }
+  await server.restart();
 
   const list = await api(server.url, "bob", "/api/chat/rooms?joined=true");
   assert.equal(list.status, 200, JSON.stringify(list.body));
