@@ -285,6 +285,12 @@ describe("rooms: mentions", () => {
     await new Promise((r) => setTimeout(r, 300));
     await roundTrip(bobInbox);
     expect(bobInbox.frames.filter((f) => f.type === "mention")).toHaveLength(1);
+    // Dropping a mention and adding it back does not tell Eve again (edits cannot spam an inbox).
+    msgOf(await req(a, { type: "edit_message", messageId: sent.id, text: "hey bob", mentions: [bob] }));
+    msgOf(await req(a, { type: "edit_message", messageId: sent.id, text: "hey all again", mentions: [bob, eve] }));
+    await new Promise((r) => setTimeout(r, 300));
+    await roundTrip(eveInbox);
+    expect(eveInbox.frames.filter((f) => f.type === "mention")).toHaveLength(1);
     [a, c, bobInbox, carolInbox, daveInbox, eveInbox].forEach((s) => s.close());
   });
 });

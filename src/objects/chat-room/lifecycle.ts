@@ -57,11 +57,20 @@ export interface LifecycleDeps {
   logError(what: string, err: unknown): void;
 }
 
+/** Most (message, user) mention notifications remembered, so that edits cannot repeat them. */
+const NOTIFIED_MAX = 10_000;
+
 /** Retry delay of a failed media release or join record (from the alarm). */
 export const LIFECYCLE_RETRY_MS = 30_000;
 
 /** The lifecycle handlers of one room. */
 export class RoomLifecycle {
+  /**
+   * (message, user) pairs already told of a mention, newest last: an edit that drops a mention and
+   * adds it back does not notify again. In memory and bounded (best effort: a wake-up forgets it).
+   */
+  private readonly notified = new Set<string>();
+
   constructor(private readonly d: LifecycleDeps) {}
 
   /** `edit_message`: the author replaces the text (and, when given, the mentions). */
@@ -135,8 +144,14 @@ export class RoomLifecycle {
    */
   mention(m: RoomMessage, userIds: readonly string[]): void {
     const present = this.d.joinedUsers();
-    const targets = unique(userIds).filter((u) => u !== m.userId && !present.has(u) && this.d.mayBeMentioned(u));
+    const targets = unique(userIds).filter((u) => u !== m.userId && !present.has(u) && !this.notified.has(`${m.seq}:${u}`) && this.d.mayBeMentioned(u));
     if (targets.length === 0) return;
+    for (const u of targets) this.notified.add(`${m.seq}:${u}`);
+    // Oldest first out (a Set iterates in insertion order).
+    for (const key of this.notified) {
+      if (this.notified.size <= NOTIFIED_MAX) break;
+      this.notified.delete(key);
+    }
     this.d.ctx.waitUntil(
       this.deliverMentions(m, targets).catch((err) => this.d.logError("mention delivery failed", err)),
     );
