@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { openMany } from "./lib/clients.mjs";
 import { roomRun } from "./lib/loadgen.mjs";
 import { groupRssBytes, settle } from "./lib/procstat.mjs";
+import { cdp, collectGarbage } from "./lib/inspector.mjs";
 import { TARGETS } from "./lib/targets.mjs";
 import { presenceScenario } from "./scenarios/ours.mjs";
 
@@ -17,7 +18,7 @@ const { values: args } = parseArgs({
     rate: { type: "string", default: "10" },
     seconds: { type: "string", default: "8" },
     out: { type: "string" },
-    inspector: { type: "string", default: "http://127.0.0.1:9229" },
+    inspector: { type: "string", default: "http://127.0.0.1:9241" },
     target: { type: "string", default: "ours" },
     top: { type: "string", default: "25" },
     presence: { type: "boolean", default: false },
@@ -27,33 +28,6 @@ const { values: args } = parseArgs({
 });
 const N = Number(args.sockets);
 const TOP = Number(args.top);
-
-/** A minimal Chrome DevTools Protocol client over the inspector's WebSocket. */
-async function cdp(base) {
-  const list = await (await fetch(`${base}/json`)).json();
-  // The inspector proxy of `wrangler dev` wants a local Origin.
-  const ws = new WebSocket(list[0].webSocketDebuggerUrl, { headers: { Origin: "http://127.0.0.1" } });
-  await new Promise((res, rej) => (ws.addEventListener("open", res, { once: true }), ws.addEventListener("error", rej, { once: true })));
-  let next = 1;
-  const waiting = new Map();
-  ws.addEventListener("message", (ev) => {
-    const m = JSON.parse(ev.data);
-    if (m.id && waiting.has(m.id)) {
-      const { res, rej } = waiting.get(m.id);
-      waiting.delete(m.id);
-      m.error ? rej(new Error(JSON.stringify(m.error))) : res(m.result);
-    }
-  });
-  return {
-    call: (method, params = {}) =>
-      new Promise((res, rej) => {
-        const id = next++;
-        waiting.set(id, { res, rej });
-        ws.send(JSON.stringify({ id, method, params }));
-      }),
-    close: () => ws.close(),
-  };
-}
 
 /** Self and inclusive time per function of a V8 CPU profile. */
 function summarize(profile) {
@@ -105,10 +79,7 @@ try {
   // Warm set, as the memory scenario.
   const warm = await openMany(Math.round(N / 5), (i) => target.room(4000 + i, "running"));
   await settle(target.pgids);
-  const heap = async () => {
-    await inspector.call("HeapProfiler.collectGarbage").catch(() => {});
-    return inspector.call("Runtime.getHeapUsage");
-  };
+  const heap = () => collectGarbage(args.inspector);
   await inspector.call("Runtime.enable").catch(() => {});
   const heap0 = await heap();
   const rss0 = rss();

@@ -1,12 +1,17 @@
 /**
  * Bare broadcast Durable Object: the floor the benchmark compares the chat service against.
- * `GET /rooms/:id/ws` upgrades into the room's object (one per id, like ChatRoom); every text frame
- * received is sent as is to every socket of the room, the sender included. Hibernatable sockets and
+ * `GET /rooms/:id/ws` upgrades into the room's object (one per id, like ChatRoom); `{"type":"join_room"}`
+ * is answered `{"type":"room_state"}` to the joiner alone, and every other text frame received is sent
+ * as is to every socket of the room, the sender included. Hibernatable sockets and
  * uncompressed frames, like the service, so the per-send cost of the runtime is the same; nothing
  * else is done.
  */
 import { DurableObject } from "cloudflare:workers";
 import { upgradeHeaders } from "../../src/objects/upgrade";
+
+/** The join frame the harness sends to every target, and the bare answer to it. */
+const JOIN_FRAME = '{"type":"join_room"}';
+const JOINED_FRAME = '{"type":"room_state"}';
 
 interface BareEnv {
   BARE_ROOM: DurableObjectNamespace<BareRoom>;
@@ -21,7 +26,13 @@ export class BareRoom extends DurableObject<BareEnv> {
     return new Response(null, { status: 101, webSocket: pair[0], headers: upgradeHeaders(null, "off") });
   }
 
-  override async webSocketMessage(_ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // A join is one frame in and one out, to the joiner only: the least a join can cost, so the
+    // floor's "connect and join" does what ours does at its simplest (its room_state carries nothing).
+    if (message === JOIN_FRAME) {
+      ws.send(JOINED_FRAME);
+      return;
+    }
     for (const peer of this.ctx.getWebSockets()) {
       try {
         peer.send(message);

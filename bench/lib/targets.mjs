@@ -9,9 +9,10 @@ import path from "node:path";
 import { ROOT, answersHealth, assertPortFree, prepareLocalDb, spawnGroup, wranglerSync } from "../../scripts/lib/wrangler.mjs";
 import { token } from "../../test/e2e/lib.mjs";
 import { nextFrame, openSocket } from "./clients.mjs";
+import { heapUsage } from "./inspector.mjs";
 import { PING_FRAME } from "../../src/protocol.ts";
 
-export const PORTS = { ours: 8831, bare: 8832, sio: [8851, 8852], redis: 6390 };
+export const PORTS = { ours: 8831, bare: 8832, sio: [8851, 8852], redis: 6390, inspector: { ours: 9241, bare: 9242 } };
 
 /**
  * Rate limits our service runs with during the benchmark: the defaults (20 burst, 10/s per connection)
@@ -59,7 +60,7 @@ export const TARGETS = {
       const vars = Object.entries(BENCH_VARS).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
       const p = spawnGroup(
         WRANGLER,
-        ["dev", "-c", path.join(work, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", ...vars],
+        ["dev", "-c", path.join(work, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", "--inspector-port", String(PORTS.inspector.ours), ...vars],
         { isReady: answersHealth(url) },
       );
       try {
@@ -78,6 +79,8 @@ export const TARGETS = {
         wsUrl: ws,
         pgids: [dev.pid],
         output: dev.output,
+        inspector: `http://127.0.0.1:${PORTS.inspector.ours}`,
+        heap: () => heapUsage(`http://127.0.0.1:${PORTS.inspector.ours}`),
         async room(i, roomId) {
           const user = `bench-u${i}`;
           const c = await openSocket(`${ws}/api/chat/rooms/${roomId}/ws`, {
@@ -103,7 +106,7 @@ export const TARGETS = {
       const url = `http://127.0.0.1:${port}`;
       const p = spawnGroup(
         WRANGLER,
-        ["dev", "-c", "bench/bare/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false"],
+        ["dev", "-c", "bench/bare/wrangler.toml", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo, "--show-interactive-dev-session=false", "--inspector-port", String(PORTS.inspector.bare)],
         { isReady: answersHealth(url) },
       );
       await p.ready;
@@ -111,7 +114,16 @@ export const TARGETS = {
         url,
         pgids: [p.pid],
         output: p.output,
-        room: (_i, roomId) => openSocket(`ws://127.0.0.1:${port}/rooms/${roomId}/ws`),
+        inspector: `http://127.0.0.1:${PORTS.inspector.bare}`,
+        heap: () => heapUsage(`http://127.0.0.1:${PORTS.inspector.bare}`),
+        // Joined as ours' sockets are (one frame each way), so "connect and join" compares like with like.
+        async room(_i, roomId) {
+          const c = await openSocket(`ws://127.0.0.1:${port}/rooms/${roomId}/ws`);
+          const joined = nextFrame(c, (raw) => raw.includes('"type":"room_state"'), 120_000);
+          c.send('{"type":"join_room"}');
+          await joined;
+          return c;
+        },
         async stop() {
           await p.stop();
           rmSync(persistTo, { recursive: true, force: true });

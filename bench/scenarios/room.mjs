@@ -35,6 +35,7 @@ export async function memoryScenario(target, name, cfg) {
   await sleep(Math.min(3000, cfg.idleMs));
   await target.gc?.();
   const before = rss(target.pgids);
+  const heapBefore = await target.heap?.();
   const tc = Date.now();
   // The server's CPU over the connect-and-join storm: less sensitive than its wall time to other
   // load on the machine (the load generator shares its cores).
@@ -52,9 +53,12 @@ export async function memoryScenario(target, name, cfg) {
   }
   await target.gc?.();
   const after = rss(target.pgids);
+  const heapAfter = await target.heap?.();
   await closeAll([...first, ...clients]);
   const per = (x) => (before === null || x === null ? null : Math.round((x - before) / cfg.sockets));
   const perConn = per(after);
+  const heapPer = heapBefore && heapAfter ? { used: (heapAfter.usedSize - heapBefore.usedSize) / cfg.sockets, total: (heapAfter.totalSize - heapBefore.totalSize) / cfg.sockets } : null;
+  if (heapPer) note(`${label}: isolate heap per socket ${(heapPer.used / 1024).toFixed(1)} KiB used, ${(heapPer.total / 1024).toFixed(1)} KiB committed`);
   note(`${label}: ${perConn === null ? "n/a" : `${(perConn / 1024).toFixed(1)} KiB`} per idle connection (${cfg.sockets} sockets; ${(per(connected) / 1024).toFixed(1)} KiB just after connecting; ${connectSeconds.toFixed(1)} s to connect and join, ${connectCpuSeconds?.toFixed(1) ?? "n/a"} s of server CPU)`);
   return {
     sockets: cfg.sockets,
@@ -66,6 +70,10 @@ export async function memoryScenario(target, name, cfg) {
     rssAfterBytes: after,
     bytesPerConnectionConnected: per(connected),
     bytesPerConnection: perConn,
+    // The workers isolate's V8 heap growth per socket (no collection forced: workerd's inspector
+    // has none that leaves RSS alone), to tell JS memory from the runtime's own.
+    heapUsedBytesPerConnection: heapPer ? Math.round(heapPer.used) : null,
+    heapCommittedBytesPerConnection: heapPer ? Math.round(heapPer.total) : null,
   };
 }
 
