@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { openMany } from "./lib/clients.mjs";
 import { roomRun } from "./lib/loadgen.mjs";
 import { groupRssBytes, settle } from "./lib/procstat.mjs";
-import { cdp, collectGarbage } from "./lib/inspector.mjs";
+import { cdp } from "./lib/inspector.mjs";
 import { TARGETS } from "./lib/targets.mjs";
 import { presenceScenario } from "./scenarios/ours.mjs";
 
@@ -79,7 +79,8 @@ try {
   // Warm set, as the memory scenario.
   const warm = await openMany(Math.round(N / 5), (i) => target.room(4000 + i, "running"));
   await settle(target.pgids);
-  const heap = () => collectGarbage(args.inspector);
+  // The inspector takes one client at a time: heap readings go through this one (no forced GC).
+  const heap = () => inspector.call("Runtime.getHeapUsage");
   await inspector.call("Runtime.enable").catch(() => {});
   const heap0 = await heap();
   const rss0 = rss();
@@ -93,8 +94,7 @@ try {
   const rss1 = rss();
   const heap1 = await heap();
   const perSocket = (a, b) => `${((b - a) / N / 1024).toFixed(1)} KiB`;
-  const rss2 = rss();
-  console.log(`\n== ${N} sockets connect and join: ${joinSeconds.toFixed(1)} s; RSS +${((rss1 - rss0) / N / 1024).toFixed(1)} KiB per socket (${((rss2 - rss0) / N / 1024).toFixed(1)} after a GC); JS heap used +${perSocket(heap0.usedSize, heap1.usedSize)}, committed +${perSocket(heap0.totalSize, heap1.totalSize)} per socket`);
+  console.log(`\n== ${N} sockets connect and join: ${joinSeconds.toFixed(1)} s; RSS +${((rss1 - rss0) / N / 1024).toFixed(1)} KiB per socket; JS heap used +${perSocket(heap0.usedSize, heap1.usedSize)}, committed +${perSocket(heap0.totalSize, heap1.totalSize)} per socket`);
   if (joinProfile) console.log(summarize(joinProfile));
   if (joinProfile && args.out) writeFileSync(`${args.out}-join.cpuprofile`, JSON.stringify(joinProfile));
 

@@ -1,6 +1,8 @@
 // A minimal Chrome DevTools Protocol client over the inspector of a `wrangler dev` (its
-// `--inspector-port`): the harness uses it to collect garbage in the workers isolate before a memory
-// reading (as it does in the socket.io peer, with `--expose-gc`), and bench/profile.mjs to profile.
+// `--inspector-port`; it takes one client at a time): the memory scenario reads the workers isolate's
+// heap through it, bench/profile.mjs profiles. workerd's inspector does not answer
+// `HeapProfiler.collectGarbage`, and a heap snapshot (which collects first) leaves the process
+// tens of KiB per socket larger, so no reading here forces a collection.
 
 /** Connects to the first inspector target at `base` (http://127.0.0.1:<port>). */
 export async function cdp(base) {
@@ -27,30 +29,6 @@ export async function cdp(base) {
       }),
     close: () => ws.close(),
   };
-}
-
-/**
- * A full garbage collection in the isolate behind the inspector at `base`; resolves with the heap
- * usage after it (`{ usedSize, totalSize }`), or null if the inspector did not answer in time.
- * workerd's inspector does not answer `HeapProfiler.collectGarbage`; a heap snapshot, which it
- * does take, collects garbage first (its chunks are ignored).
- */
-export async function collectGarbage(base, timeoutMs = 60_000) {
-  let c = null;
-  let timer;
-  try {
-    c = await cdp(base);
-    const gc = (async () => {
-      await c.call("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
-      return c.call("Runtime.getHeapUsage");
-    })();
-    return await Promise.race([gc, new Promise((res) => (timer = setTimeout(() => res(null), timeoutMs)))]);
-  } catch {
-    return null;
-  } finally {
-    clearTimeout(timer);
-    c?.close();
-  }
 }
 
 /** The isolate's heap usage (`{ usedSize, totalSize }`, bytes, no collection), or null. */

@@ -35,12 +35,18 @@ export async function findUser(env: Env, id: string): Promise<{ id: string; name
 /** D1 binds at most 100 parameters per query; an `IN (...)` list is chunked below that. */
 export const D1_PARAMS_MAX = 100;
 
+/** `items` in slices of at most `size` (a long `IN (...)` list or a multi-row insert, for D1). */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
 /** The users among `ids` that exist, by id. Any number of ids: queried in chunks of `D1_PARAMS_MAX`. */
 export async function findUsers(env: Env, ids: readonly string[]): Promise<Map<string, { id: string; name: string }>> {
   const unique = [...new Set(ids)];
   const found = new Map<string, { id: string; name: string }>();
-  for (let i = 0; i < unique.length; i += D1_PARAMS_MAX) {
-    const chunk = unique.slice(i, i + D1_PARAMS_MAX);
+  for (const chunk of chunks(unique, D1_PARAMS_MAX)) {
     const rows = await db(env).select({ id: users.id, name: users.name }).from(users).where(inArray(users.id, chunk));
     for (const r of rows) found.set(r.id, r);
   }

@@ -2,7 +2,7 @@
  * Media storage: metadata rows in D1, bytes in R2, and the rules for who may read or delete them.
  */
 import { and, eq, inArray, isNull, sql } from "drizzle-orm";
-import { D1_PARAMS_MAX, db } from "../db/queries";
+import { chunks, D1_PARAMS_MAX, db } from "../db/queries";
 import { media } from "../db/schema";
 import { numVar } from "../env";
 import { ApiError } from "../errors";
@@ -226,8 +226,7 @@ export async function sweepOrphanObjects(env: Env, now = Date.now(), startAfter 
   }
   const old = listed.objects.filter((o) => o.uploaded.getTime() < now - ORPHAN_GRACE_MS).map((o) => o.key);
   const orphans: string[] = [];
-  for (let i = 0; i < old.length; i += D1_PARAMS_MAX) {
-    const chunk = old.slice(i, i + D1_PARAMS_MAX);
+  for (const chunk of chunks(old, D1_PARAMS_MAX)) {
     const known = new Set((await db(env).select({ key: media.r2Key }).from(media).where(inArray(media.r2Key, chunk))).map((r) => r.key));
     for (const key of chunk) if (!known.has(key)) orphans.push(key);
   }

@@ -22,9 +22,9 @@
  * case) share one string; a late target gets its own sub-batch, a single frame, or nothing.
  *
  * A frame may also be published `lazy` (the room's join and leave notices): instead of going out at
- * once when the sender is idle, it waits up to `lazyWindowMs` for others, so a join storm (a
- * thousand clients reconnecting) costs one send per socket per lazy window instead of one per
- * socket per join. It never delays anything else: a frame published normally while lazy ones wait
+ * once when the sender is idle, it waits up to `lazyWindowMs` for others (longer in larger rooms:
+ * `noticeWindowMs`), so a join storm (a thousand clients reconnecting) costs one send per socket per
+ * lazy window instead of one per socket per join. It never delays anything else: a frame published normally while lazy ones wait
  * takes them along in its own send, in order, and `flush()` and `unicast` send them first too.
  *
  * No Cloudflare imports: sockets are anything with `send(string)`, timers are injectable.
@@ -47,10 +47,11 @@ export interface FanoutOptions<S extends FanoutSocket> {
   /** How long the window stays open after a send, in ms. Default 5; 0 turns coalescing off (every frame sent at once). */
   windowMs?: number;
   /**
-   * How long a `lazy` frame published while idle may wait for company, in ms. Default 50; with
-   * `windowMs` 0 (no coalescing) lazy frames go out at once too.
+   * How long a `lazy` frame published while idle may wait for company, in ms (a number, or read at
+   * each wait, e.g. {@link noticeWindowMs} of the room's size). Default 50; with `windowMs` 0 (no
+   * coalescing) lazy frames go out at once too.
    */
-  lazyWindowMs?: number;
+  lazyWindowMs?: number | (() => number);
   /** Queued frames that force an early flush, so one batch stays bounded. Default 200. */
   maxBatch?: number;
   /** Called when `send` throws (the socket is closing); the other sockets still get the frame. */
@@ -103,6 +104,25 @@ interface Pending<S> {
   json: string | null;
   socket?: S;
   own?: string;
+}
+
+/** The shortest wait of a join or leave notice for company (small rooms), in ms. */
+export const NOTICE_WINDOW_MIN_MS = 50;
+/** The longest (very large rooms), in ms. */
+export const NOTICE_WINDOW_MAX_MS = 1000;
+/** Wait per socket of the room, in ms: notices then cost at most 1000 / this sends per second. */
+export const NOTICE_MS_PER_SOCKET = 0.5;
+
+/**
+ * How long a join or leave notice waits for company in a room of `sockets` sockets: 50 ms, or half a
+ * millisecond per socket (500 ms at 1,000), at most a second. A flush of waiting notices costs one
+ * send per socket, so in a join storm notices cost at most about 2,000 sends per second however
+ * large the room, where a fixed 50 ms window cost 20 per socket per second (20,000 at 1,000 sockets,
+ * a quarter of the room's time in the 2026-11-29 profile). Anything else published takes them along
+ * at once, so they are never later than the next message.
+ */
+export function noticeWindowMs(sockets: number): number {
+  return Math.min(NOTICE_WINDOW_MAX_MS, Math.max(NOTICE_WINDOW_MIN_MS, sockets * NOTICE_MS_PER_SOCKET));
 }
 
 /** Serializes a `batch` frame from frames already serialized, without parsing them again. */
@@ -180,12 +200,14 @@ export class Fanout<S extends FanoutSocket, F = ServerFrameMessage> {
           ? { n, json, socket: opts.except }
           : { n, json };
     if (this.open) return this.enqueue(p);
-    if (opts.replaceFor === undefined && opts.lazy && this.opts.windowMs > 0 && this.opts.lazyWindowMs > 0) {
+    const lazy = opts.replaceFor === undefined && opts.lazy === true;
+    const lazyMs = lazy && typeof this.opts.lazyWindowMs === "function" ? this.opts.lazyWindowMs() : this.opts.lazyWindowMs;
+    if (lazy && this.opts.windowMs > 0 && typeof lazyMs === "number" && lazyMs > 0) {
       // Idle: the notice waits for company (other notices) for up to lazyWindowMs.
       this.enqueue(p);
       if (!this.lazyTimer) {
         this.lazyTimer = true;
-        this.opts.setTimer(() => this.onLazyEnd(), this.opts.lazyWindowMs);
+        this.opts.setTimer(() => this.onLazyEnd(), lazyMs);
       }
       return;
     }

@@ -361,6 +361,42 @@ describe("rooms: read state and the joined list", () => {
   });
 });
 
+describe("rooms: first joins are written together", () => {
+  it("a join storm: every joiner is listed with the right unread count, D1 records in a batch of several statements", async () => {
+    const room = await createRoom(uid("join-storm"));
+    const a = await joined("alice", room);
+    for (let i = 1; i <= 2; i++) await sendText(a, `w${i}`);
+    // 40 first joins at once: more than one INSERT's worth of D1 rows (33), all in one flush.
+    const users = Array.from({ length: 40 }, (_, i) => uid(`joiner${i}`));
+    const socks = await Promise.all(users.map((u) => joined(u, room)));
+    await sendText(a, "w3");
+    const listed = async (u: string) => (await joinedRooms(u)).rooms.find((r) => r.id === room);
+    for (const u of [users[0], users[20], users[39]]) {
+      await expect.poll(() => listed(u), { timeout: 5000 }).toMatchObject({ unread: 1, readSeq: 2 });
+    }
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM room_joins WHERE room_id = ?").bind(room).first<{ n: number }>();
+    expect(rows?.n).toBe(41);
+    await runInDurableObject(stubOf(room), (_i: ChatRoom, st) => {
+      expect(st.storage.sql.exec("SELECT count(*) AS n FROM read_state WHERE listed = 1").one().n).toBe(41);
+    });
+    [a, ...socks].forEach((s) => s.close());
+  });
+
+  it("mark_read right after a first join never puts the read position below where the user joined", async () => {
+    const room = await createRoom(uid("join-then-read"));
+    const a = await joined("alice", room);
+    for (let i = 1; i <= 3; i++) await sendText(a, `r${i}`);
+    const bob = uid("bob");
+    const b = await joined(bob, room);
+    // Within the join's flush window: the row is still waiting in memory.
+    expect(await req(b, { type: "mark_read", seq: 1 })).toMatchObject({ type: "ack" });
+    expect(await stubOf(room).readSummary(bob)).toMatchObject({ readSeq: 3, unread: 0 });
+    await expect.poll(async () => (await joinedRooms(bob)).rooms.map((r) => r.id), { timeout: 5000 }).toEqual([room]);
+    a.close();
+    b.close();
+  });
+});
+
 describe("rooms: search", () => {
   it("ranked, paginated, finds an edit by its new text only, never a deleted message", async () => {
     const { room, socks: [a] } = await setup("search", ["alice"]);

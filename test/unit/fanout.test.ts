@@ -1,6 +1,6 @@
 /** The coalescing sender: a lone frame goes at once, a burst goes as one batch, nothing is lost or reordered. */
 import { describe, expect, it } from "vitest";
-import { batchJson, Fanout } from "../../src/objects/fanout";
+import { batchJson, Fanout, noticeWindowMs } from "../../src/objects/fanout";
 import type { RoomMessage, ServerFrameMessage, ServerMessage } from "../../src/protocol";
 
 class FakeSocket {
@@ -440,6 +440,21 @@ describe("Fanout", () => {
       timers.tick();
       expect(a.frames()).toEqual([notice(2)]);
       expect(joiner.frames()).toEqual([notice(2)]);
+    });
+
+    it("waits longer in a larger room: notices cost at most ~2,000 sends per second whatever its size", () => {
+      expect([1, 100, 200, 1000, 5000].map(noticeWindowMs)).toEqual([50, 50, 100, 500, 1000]);
+      for (const n of [100, 1000, 2000]) expect(n / (noticeWindowMs(n) / 1000)).toBeLessThanOrEqual(2000);
+      // The wait is read when a notice starts waiting, from the room's size then.
+      const waits: number[] = [];
+      let size = 10;
+      const a = new FakeSocket("a");
+      const f = new Fanout({ targets: () => [a], setTimer: (fn, ms) => (waits.push(ms), fn()), lazyWindowMs: () => noticeWindowMs(size) });
+      f.publish(notice(1), { lazy: true });
+      size = 1000;
+      f.publish(notice(2), { lazy: true });
+      expect(waits).toEqual([50, 500]);
+      expect(a.frames()).toEqual([notice(1), notice(2)]);
     });
 
     it("with coalescing off (windowMs 0) a lazy notice goes out at once", () => {

@@ -24,7 +24,7 @@ import {
   PONG_FRAME,
   type RoomMessage,
 } from "../../protocol";
-import { Fanout } from "../fanout";
+import { Fanout, noticeWindowMs } from "../fanout";
 import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./presence";
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
@@ -121,7 +121,7 @@ export class ChatRoom extends DurableObject<Env> {
     this.roomId = objectName(ctx);
     this.messages = new MessageLog(ctx.storage.sql, this.roomId);
     this.reactions = new RoomReactions(ctx.storage.sql, this.messages);
-    this.readState = new RoomReadState(ctx.storage.sql);
+    this.readState = new RoomReadState(ctx.storage);
     this.media = new RoomMediaRefs(ctx.storage.sql, env, this.roomId);
     this.mod = new Moderation(ctx.storage.sql, deploymentWords(env.FILTER_WORDS), () => this.roomId);
     this.stats = new RoomStats(ctx.storage.sql, env, this.roomId, {
@@ -157,6 +157,7 @@ export class ChatRoom extends DurableObject<Env> {
     this.fanout = new Fanout<WebSocket>({
       targets: () => this.joinedSockets(),
       windowMs: Math.max(0, numVar(env.FANOUT_WINDOW_MS, 5)),
+      lazyWindowMs: () => noticeWindowMs(this.conns.size),
       onSendError: (ws, err) => this.host.log("send failed", err, getSession<RoomSession>(ws)?.connId),
     });
     this.lifecycle = new RoomLifecycle({
@@ -659,6 +660,7 @@ export class ChatRoom extends DurableObject<Env> {
    */
   async destroy(by: string): Promise<void> {
     this.ensureSchema();
+    this.lifecycle.stop();
     this.fanout.publish({ type: "system", roomId: this.roomId, event: "room_deleted", userId: by, name: by, at: Date.now(), by });
     this.fanout.flush();
     for (const conn of [...this.conns.values()]) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "room deleted");

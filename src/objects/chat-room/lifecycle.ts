@@ -13,7 +13,7 @@
  * REACTIONS_DISTINCT_MAX).
  */
 import { inArray, eq } from "drizzle-orm";
-import { db } from "../../db/queries";
+import { chunks, D1_PARAMS_MAX, db } from "../../db/queries";
 import { roomJoins, rooms, users } from "../../db/schema";
 import type { ClientMessage, RoomMessage, ServerFrameMessage, ServerMessage } from "../../protocol";
 import type { Fanout } from "../fanout";
@@ -27,8 +27,12 @@ import type { RoomReadState } from "./read-state";
 
 /** Characters of a message's text in a `mention` preview. */
 export const MENTION_PREVIEW_MAX = 140;
-/** Users whose D1 join record one alarm run retries at most. */
-const LIST_RETRY_MAX = 50;
+/** How long a first join waits for others to share its writes (lifecycle `noteJoin`). */
+export const JOIN_FLUSH_MS = 250;
+/** D1 join records written in one flush at most (the next flush, or the alarm, takes the rest). */
+const JOIN_RECORDS_MAX = 500;
+/** `room_joins` rows per INSERT: three bound parameters each, under D1's 100. */
+const JOIN_ROWS_PER_STATEMENT = Math.floor(D1_PARAMS_MAX / 3);
 
 type Frame<T extends ClientMessage["type"]> = Extract<ClientMessage, { type: T }>;
 
@@ -70,6 +74,8 @@ export class RoomLifecycle {
    * adds it back does not notify again. In memory and bounded (best effort: a wake-up forgets it).
    */
   private readonly notified = new Set<string>();
+  /** The pending join flush (noteJoin). */
+  private joinFlush: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly d: LifecycleDeps) {}
 
@@ -157,11 +163,50 @@ export class RoomLifecycle {
     );
   }
 
-  /** A user's join: the first one is recorded in D1 (off the hot path), retried until it lands. */
+  /**
+   * A user's join: the first one is recorded (its read-state row, and in D1) by the next join flush,
+   * JOIN_FLUSH_MS later, together with every other join meanwhile; retried until it lands.
+   */
   noteJoin(userId: string): void {
-    const now = Date.now();
-    if (!this.d.readState.noteJoin(userId, this.d.log.lastSeq, now)) return;
-    this.d.ctx.waitUntil(this.recordJoin(userId, now));
+    if (this.d.readState.noteJoin(userId, this.d.log.lastSeq, Date.now())) this.scheduleJoinFlush();
+  }
+
+  private scheduleJoinFlush(): void {
+    this.joinFlush ??= setTimeout(() => {
+      this.joinFlush = null;
+      void this.flushJoins();
+    }, JOIN_FLUSH_MS);
+  }
+
+  /**
+   * Writes the waiting first-join rows (one transaction), then the D1 records still to be written,
+   * up to JOIN_RECORDS_MAX of them in one D1 batch. Returns false when D1 failed (the alarm retries).
+   */
+  async flushJoins(): Promise<boolean> {
+    this.d.readState.writePending();
+    const todo = this.d.readState.unlisted(JOIN_RECORDS_MAX);
+    if (todo.length === 0) return true;
+    try {
+      const d1 = db(this.d.env);
+      const rows = todo.map((u) => ({ userId: u.userId, roomId: this.d.roomId, joinedAt: u.joinedAt }));
+      const [first, ...rest] = chunks(rows, JOIN_ROWS_PER_STATEMENT).map((c) => d1.insert(roomJoins).values(c).onConflictDoNothing());
+      await d1.batch([first, ...rest]);
+      this.d.readState.markListed(todo.map((u) => u.userId));
+      // More than one flush takes: the rest goes in the next one.
+      if (todo.length === JOIN_RECORDS_MAX) this.scheduleJoinFlush();
+      return true;
+    } catch (err) {
+      this.d.logError("join records failed; the alarm retries them", err);
+      this.d.scheduleAlarm(Date.now() + LIFECYCLE_RETRY_MS);
+      return false;
+    }
+  }
+
+  /** The room is being deleted: no join is written after this. */
+  stop(): void {
+    if (this.joinFlush !== null) clearTimeout(this.joinFlush);
+    this.joinFlush = null;
+    this.d.readState.dropPending();
   }
 
   /** From the alarm: retries queued media releases and unrecorded joins. Throws if one still fails. */
@@ -174,9 +219,7 @@ export class RoomLifecycle {
         failed = err;
       }
     }
-    for (const u of this.d.readState.unlisted(LIST_RETRY_MAX)) {
-      if (!(await this.recordJoin(u.userId, u.joinedAt))) failed ??= new Error("join record failed");
-    }
+    if (this.d.readState.unlisted(1).length > 0 && !(await this.flushJoins())) failed ??= new Error("join records failed");
     if (failed) throw failed;
   }
 
@@ -218,18 +261,6 @@ export class RoomLifecycle {
     } catch (err) {
       this.d.logError("media release failed; the alarm retries it", err);
       this.d.scheduleAlarm(Date.now() + LIFECYCLE_RETRY_MS);
-    }
-  }
-
-  private async recordJoin(userId: string, joinedAt: number): Promise<boolean> {
-    try {
-      await db(this.d.env).insert(roomJoins).values({ userId, roomId: this.d.roomId, joinedAt }).onConflictDoNothing();
-      this.d.readState.markListed(userId);
-      return true;
-    } catch (err) {
-      this.d.logError("join record failed; the alarm retries it", err);
-      this.d.scheduleAlarm(Date.now() + LIFECYCLE_RETRY_MS);
-      return false;
     }
   }
 

@@ -4,9 +4,13 @@
  * recorded in D1 (`room_joins`, which lists the rooms a user joined: `GET /api/chat/rooms?joined=true`).
  *
  * A user's first join makes their row, with the read position at the room's head then (history from
- * before one joined is not "unread"). The D1 record is written once per user per room, off the hot
- * path (after the join's frames, `ctx.waitUntil`); `listed` says it landed, and a join or the alarm
- * retries it until it does.
+ * before one joined is not "unread"). First joins are written together: the row waits in memory
+ * (`pendingRows`, counted by every read here) until the lifecycle's join flush, which writes the
+ * waiting rows in one transaction and their D1 records in one batch (lifecycle.ts `flushJoins`). One
+ * durable write per join storm instead of two per join plus a D1 write: under `wrangler dev` those
+ * writes were most of a join's cost (docs/benchmarks.md). `listed` says the D1 record landed; a
+ * join or the alarm retries it until it does. A join whose row was still waiting when the object
+ * went away is recorded by the user's next join.
  */
 import type { RoomMessage } from "../../protocol";
 
@@ -23,22 +27,48 @@ export interface ReadSummary {
 
 /** The read state and mention index of one room. */
 export class RoomReadState {
-  constructor(private readonly sql: SqlStorage) {}
+  /** First joins whose row is not written yet: user → read position and join time. */
+  private readonly pendingRows = new Map<string, { readSeq: number; joinedAt: number }>();
+
+  private readonly sql: SqlStorage;
+
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.sql = storage.sql;
+  }
 
   /**
-   * Records a join: the first one makes the user's row (read position = `lastSeq`). Returns true when
-   * the D1 record is still to be written (a first join, or an earlier write that failed).
+   * Records a join: the first one queues the user's row (read position = `lastSeq`) for the next
+   * flush. Returns true when a flush has work: a first join, or a D1 record still to be written.
    */
   noteJoin(userId: string, lastSeq: number, now: number): boolean {
+    if (this.pendingRows.has(userId)) return false;
     const row = this.sql.exec<{ listed: number }>("SELECT listed FROM read_state WHERE user_id = ?", userId).toArray()[0];
     if (row) return row.listed === 0;
-    this.sql.exec("INSERT INTO read_state (user_id, read_seq, joined_at, listed) VALUES (?, ?, ?, 0)", userId, lastSeq, now);
+    this.pendingRows.set(userId, { readSeq: lastSeq, joinedAt: now });
     return true;
   }
 
-  /** The D1 record of the user's join landed. */
-  markListed(userId: string): void {
-    this.sql.exec("UPDATE read_state SET listed = 1 WHERE user_id = ?", userId);
+  /** Writes the waiting first-join rows, all in one transaction. */
+  writePending(): void {
+    if (this.pendingRows.size === 0) return;
+    this.storage.transactionSync(() => {
+      for (const [userId, p] of this.pendingRows) {
+        this.sql.exec("INSERT OR IGNORE INTO read_state (user_id, read_seq, joined_at, listed) VALUES (?, ?, ?, 0)", userId, p.readSeq, p.joinedAt);
+      }
+    });
+    this.pendingRows.clear();
+  }
+
+  /** Forgets the waiting rows (the room is being deleted). */
+  dropPending(): void {
+    this.pendingRows.clear();
+  }
+
+  /** The D1 records of these users' joins landed. */
+  markListed(userIds: readonly string[]): void {
+    this.storage.transactionSync(() => {
+      for (const userId of userIds) this.sql.exec("UPDATE read_state SET listed = 1 WHERE user_id = ?", userId);
+    });
   }
 
   /** Users whose D1 record is still to be written (at most `n`). */
@@ -51,7 +81,14 @@ export class RoomReadState {
 
   /** Moves the user's read position to `seq`, clamped to the head, never backwards. Returns the position now. */
   markRead(userId: string, seq: number, lastSeq: number, now: number): number {
-    const to = Math.min(seq, lastSeq);
+    let to = Math.min(seq, lastSeq);
+    // A first join still waiting: its row is written now, never below the position it joined at.
+    const waiting = this.pendingRows.get(userId);
+    if (waiting) {
+      this.pendingRows.delete(userId);
+      to = Math.max(to, waiting.readSeq);
+      now = waiting.joinedAt;
+    }
     this.sql.exec(
       `INSERT INTO read_state (user_id, read_seq, joined_at, listed) VALUES (?, ?, ?, 0)
        ON CONFLICT (user_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq)`,
@@ -65,8 +102,8 @@ export class RoomReadState {
   /** The user's unread and mention counts; null when the user never joined the room. */
   summary(userId: string, lastSeq: number): ReadSummary | null {
     const row = this.sql.exec<{ read_seq: number }>("SELECT read_seq FROM read_state WHERE user_id = ?", userId).toArray()[0];
-    if (!row) return null;
-    const readSeq = row.read_seq;
+    const readSeq = row?.read_seq ?? this.pendingRows.get(userId)?.readSeq;
+    if (readSeq === undefined) return null;
     const unread = this.sql
       .exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE seq > ? AND user_id != ? AND deleted = 0", readSeq, userId)
       .one().n;
