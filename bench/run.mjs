@@ -14,6 +14,7 @@ import { BENCH_VARS, REDIS_HINT, TARGETS, findRedis } from "./lib/targets.mjs";
 import { fixedScenario, memoryScenario, sweepScenario } from "./scenarios/room.mjs";
 import { dmScenario, historyScenario, presenceScenario } from "./scenarios/ours.mjs";
 import { lifecycleScenario } from "./scenarios/lifecycle.mjs";
+import { barePresenceScenario } from "./scenarios/presence.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
@@ -96,6 +97,8 @@ if (args.report) {
         entry.sweep = r.error ? undefined : r;
         if (r.error) entry.sweepError = r.error;
       }
+      // The floor of presence fan-out (bench/bare/worker.ts BareInbox), beside ours' status changes.
+      if (key === "bare" && wantScenarios.has("presence")) entry.presence = await attempt("bare presence", () => barePresenceScenario(target, profile.presence));
       if (key === "ours") {
         if (wantScenarios.has("dm")) entry.dm = await attempt("ours DM", () => dmScenario(target, profile.dm, profile));
         if (wantScenarios.has("presence")) entry.presence = await attempt("ours presence", () => presenceScenario(target, profile.presence));

@@ -156,6 +156,17 @@ export function tableRows(results) {
     times(ratio(mem("ours"), mem("bare"))),
     times(ratio(mem("ours"), mem("sio1"))),
   ]);
+  // Issue 12: a status change fanned out to N subscriber inboxes, against the bare floor of the same shape.
+  const pres = (k) => t[k]?.presence?.statusChange;
+  const presN = ["ours", "bare"].map((k) => t[k]?.presence?.subscribers).find((n) => n != null);
+  if (presN != null) {
+    rows.push([
+      `presence status change → ${presN} subscribers p99 ms`,
+      ...ORDER.map((k) => cell(k, (x) => (x.presence?.error ? x.presence.error : x.presence?.statusChange ? `${fmt(x.presence.statusChange.p99)}${x.presence.statusChange.missed ? ` (missed ${x.presence.statusChange.missed})` : ""}` : null))),
+      times(ratio(pres("ours")?.p99, pres("bare")?.p99)),
+      "",
+    ]);
+  }
   if (o.dm) only(`DM under room load: p50/p95/p99/max ms`, o.dm.latencyMs ? `${lat(o.dm.latencyMs)}${o.dm.lost ? ` (lost ${o.dm.lost})` : ""}` : o.dm.error);
   if (o.presence) {
     if (o.presence.error) only("presence", o.presence.error);

@@ -124,6 +124,8 @@ export const TARGETS = {
           await joined;
           return c;
         },
+        // The user's bare inbox (one object per user, like ours' `/api/chat/ws`), for the presence floor.
+        inbox: (user) => openSocket(`ws://127.0.0.1:${port}/inbox/${encodeURIComponent(user)}/ws`),
         async stop() {
           await p.stop();
           rmSync(persistTo, { recursive: true, force: true });

@@ -11,18 +11,13 @@ import { roomRun } from "../lib/loadgen.mjs";
 import { markerText, nowMicros, scanMarkers } from "../lib/marker.mjs";
 import { cpuMeter, settle } from "../lib/procstat.mjs";
 import { note, status } from "../lib/progress.mjs";
+import { frames, propagation as propagationTo, record, statusChangeRun } from "./presence.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function inbox(target, user) {
   return openSocket(`${target.wsUrl}/api/chat/ws`, { protocols: ["edge-chat", `bearer.${await token(user)}`], keepalive: KEEPALIVE });
-}
-
-/** Every frame of a raw message, batches flattened. */
-function frames(raw) {
-  const m = JSON.parse(raw);
-  return m.type === "batch" ? m.frames : [m];
 }
 
 /** Sends `frame` and waits for its `ack` (or throws with the `error`). */
@@ -117,51 +112,22 @@ export async function dmScenario(target, cfg, profile) {
 export async function presenceScenario(target, cfg) {
   const label = "ours presence";
   const subject = "bench-presence-subject";
-  const subs = [];
+  let subs = [];
   let me = null;
   await settle(target.pgids);
   try {
     // Only known users can be subscribed to (unknown ids read as offline and record nothing):
     // the subject authenticates once first, which provisions it.
     await apiJson(target, subject, "/api/me");
-    for (let i = 0; i < cfg.subscribers; i++) {
-      status(`${label}: subscribers ${i + 1}/${cfg.subscribers}`);
-      const c = await inbox(target, `bench-sub${i}`);
-      await request(c, { type: "subscribe_presence", userIds: [subject] });
-      subs.push(c);
-    }
-    /** Resolves with per-subscriber latency (ms) once every subscriber saw `status` for the subject. */
-    const propagation = (want, sinceUs, timeoutMs = 5000) =>
-      Promise.all(
-        subs.map((c) =>
-          nextFrame(c, (raw) => raw.includes(subject) && frames(raw).some((f) => f.type === "presence" && f.userId === subject && f.status === want), timeoutMs)
-            .then(() => (nowMicros() - sinceUs) / 1000)
-            .catch(() => null),
-        ),
-      );
-    const record = (h, lat) => {
-      let missed = 0;
-      for (const v of lat) v === null ? missed++ : h.recordValue(Math.max(1, Math.round(v * 1000)));
-      return missed;
+    const ours = {
+      open: (user) => inbox(target, user),
+      subscribe: (c, s) => request(c, { type: "subscribe_presence", userIds: [s] }),
+      announcesOnline: true,
+      change: (c, want) => c.send(JSON.stringify({ type: "presence", status: want })),
     };
-    const online = propagation("online", nowMicros());
-    me = await inbox(target, subject);
-    await online;
-
-    const change = newHistogram();
-    let changeMissed = 0;
-    const statuses = ["away", "dnd", "online"];
-    for (let j = 0; j < cfg.changes; j++) {
-      const want = statuses[j % 3];
-      status(`${label}: status change ${j + 1}/${cfg.changes}`);
-      const t = nowMicros();
-      const seen = propagation(want, t);
-      me.send(JSON.stringify({ type: "presence", status: want }));
-      const lat = await seen;
-      changeMissed += record(change, lat);
-      if (j === 2 && changeMissed === 3 * subs.length) throw new Error("no subscriber saw any of the first 3 status changes within 5 s");
-      await sleep(50);
-    }
+    const run = await statusChangeRun(ours, cfg, { label, subject, pgids: target.pgids });
+    ({ subs, me } = run);
+    const propagation = (want, sinceUs, timeoutMs) => propagationTo(subs, subject, want, sinceUs, timeoutMs);
 
     const clean = newHistogram();
     let cleanMissed = 0;
@@ -198,7 +164,7 @@ export async function presenceScenario(target, cfg) {
     }
     const r = {
       subscribers: cfg.subscribers,
-      statusChange: { ...summarize(change), missed: changeMissed },
+      statusChange: run.statusChange,
       cleanDisconnect: { ...summarize(clean), missed: cleanMissed },
       uncleanDisconnect: { ...summarize(unclean), missed: uncleanMissed },
     };
