@@ -11,6 +11,8 @@ import { createRouter } from "./openapi";
 import { dev } from "./routes/dev";
 import { health } from "./routes/health";
 import { registerRoutes } from "./routes";
+import { isUpgrade } from "./objects/upgrade";
+import { ROOM_SOCKET_PATH } from "./routes/rooms";
 
 /** Paths under /api that need no token. The development token route refuses by itself outside development. */
 const PUBLIC_API_PATHS = new Set(["/api/openapi.json", "/api/docs", "/api/dev/token"]);
@@ -42,7 +44,9 @@ export function createApp() {
     const { user, protocol } = await authenticate(c.req.raw, c.env);
     c.set("user", user);
     if (protocol !== undefined) c.set("wsProtocol", protocol);
-    await ensureUser(c.env, user);
+    // A room socket's user is provisioned by the room, in one D1 batch with its first joins
+    // (chat-room/lifecycle.ts `noteUser`): a reconnect storm is not a D1 write per socket.
+    if (!(ROOM_SOCKET_PATH.test(c.req.path) && isUpgrade(c.req.raw))) await ensureUser(c.env, user);
     return next();
   });
 

@@ -1,6 +1,6 @@
 /** Typed D1 queries shared by routes and middleware. */
 import { drizzle } from "drizzle-orm/d1";
-import { eq, inArray } from "drizzle-orm";
+import { eq, inArray, sql } from "drizzle-orm";
 import type { AuthUser } from "../env";
 import { users } from "./schema";
 
@@ -14,14 +14,22 @@ export function db(env: Env) {
 const provisioned = new Map<string, string>();
 const PROVISIONED_MAX = 10_000;
 
+/** The upsert of users from token claims: created on first use, later name changes followed. Any number of users, in one D1 batch. */
+export function upsertUsersStatements(env: Env, list: readonly AuthUser[], now = Date.now()) {
+  const d1 = db(env);
+  // Four bound parameters per row, under D1's 100.
+  return chunks(list, Math.floor(D1_PARAMS_MAX / 4)).map((c) =>
+    d1
+      .insert(users)
+      .values(c.map((u) => ({ id: u.id, name: u.name, createdAt: now, updatedAt: now })))
+      .onConflictDoUpdate({ target: users.id, set: { name: sql`excluded.name`, updatedAt: sql`excluded.updated_at` } }),
+  );
+}
+
 /** Creates the user from token claims on first use, and follows later name changes. */
 export async function ensureUser(env: Env, user: AuthUser): Promise<void> {
   if (provisioned.get(user.id) === user.name) return;
-  const now = Date.now();
-  await db(env)
-    .insert(users)
-    .values({ id: user.id, name: user.name, createdAt: now, updatedAt: now })
-    .onConflictDoUpdate({ target: users.id, set: { name: user.name, updatedAt: now } });
+  await upsertUsersStatements(env, [user])[0];
   if (provisioned.size >= PROVISIONED_MAX) provisioned.clear();
   provisioned.set(user.id, user.name);
 }

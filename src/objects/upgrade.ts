@@ -120,6 +120,11 @@ export function upgradeRequest(request: Request, identity: UpgradeIdentity): Req
   return new Request(url.toString(), { method: "GET", headers });
 }
 
+/** A WebSocket upgrade request (`Upgrade: websocket`, any case). */
+export function isUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
+
 /** Anything that answers a forwarded request: a Durable Object stub. */
 export interface UpgradeTarget {
   fetch(request: Request): Promise<Response>;

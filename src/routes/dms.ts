@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, errorBody } from "../errors";
 import { locationFromRequest, recordLocation } from "../suggestions/location";
 import { inboxStub } from "../objects/stubs";
-import { forwardUpgrade } from "../objects/upgrade";
+import { forwardUpgrade, isUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { CONVERSATION_CURSOR_RE, UserId } from "../ids";
 import { logError } from "../log";
@@ -40,7 +40,7 @@ export const dms = createRouter();
 
 // The inbox socket is not a JSON route, so it is registered without OpenAPI (docs/dms.md describes it).
 dms.get("/ws", async (c) => {
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+  if (!isUpgrade(c.req.raw)) {
     return c.json(
       errorBody("bad_request", "GET /api/chat/ws must be a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")),
       426,

@@ -11,7 +11,7 @@ import { ApiError, errorBody } from "../errors";
 import { cellOf } from "../suggestions/geo";
 import { isWellFormed } from "../unicode";
 import { roomStub } from "../objects/stubs";
-import { forwardUpgrade } from "../objects/upgrade";
+import { forwardUpgrade, isUpgrade } from "../objects/upgrade";
 import { bearerSecurity, createRouter, errorResponses } from "../openapi";
 import { cursorKey, encodeCursor, pageQuery, pageSchema, takePage } from "../pagination";
 import { PAGE_MAX, RoomMessage, RoomRoles, RoomSettings } from "../protocol";
@@ -459,16 +459,22 @@ rooms.openapi(
   },
 );
 
+/** The room socket's path: its user is provisioned by the room, not by the API middleware (app.ts). */
+export const ROOM_SOCKET_PATH = /^\/api\/chat\/rooms\/[^/]+\/ws$/;
+
 // The room socket (documented in docs/rooms.md; OpenAPI has no WebSocket operations).
 rooms.get("/:roomId/ws", async (c) => {
   const roomId = c.req.param("roomId");
   if (!ROOM_ID_RE.test(roomId)) throw noSuchRoom(roomId);
-  // Before the 426 below: a private room's non-member must get the 404 of a room that does not exist.
-  await requireReadableRoom(c.env, roomId, c.get("user"));
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+  if (!isUpgrade(c.req.raw)) {
+    // Before the 426: a private room's non-member must get the 404 of a room that does not exist.
+    await requireReadableRoom(c.env, roomId, c.get("user"));
     c.header("Upgrade", "websocket");
     return c.json(errorBody("bad_request", "This endpoint needs a WebSocket upgrade (Upgrade: websocket).", c.get("requestId")), 426);
   }
+  // An upgrade goes to the room without a D1 read: the room answers the 404 of a missing room (it
+  // reads D1's directory once per lifetime), of a private room to a non-member, and the bans. Its
+  // user is provisioned by the room too, batched with its first joins (app.ts, chat-room/lifecycle.ts).
   const user = c.get("user");
   return forwardUpgrade(roomStub(c.env, roomId), c.req.raw, {
     userId: user.id,

@@ -397,6 +397,31 @@ describe("rooms: first joins are written together", () => {
   });
 });
 
+describe("rooms: the upgrade is the room's to answer", () => {
+  it("a room socket provisions its user (and follows a new name) in the room's batch, not per request", async () => {
+    const room = await createRoom(uid("provision"));
+    const newcomer = uid("newcomer");
+    const nameOf = async () => (await env.DB.prepare("SELECT name FROM users WHERE id = ?").bind(newcomer).first<{ name: string }>())?.name ?? null;
+    expect(await nameOf()).toBeNull();
+    const s1 = await joined(newcomer, room, { name: "First Name" });
+    await expect.poll(nameOf, { timeout: 5000 }).toBe("First Name");
+    const s2 = await joined(newcomer, room, { name: "Second Name" });
+    await expect.poll(nameOf, { timeout: 5000 }).toBe("Second Name");
+    s1.close();
+    s2.close();
+  });
+
+  it("a missing room is 404 at the upgrade, and one created afterwards by a plain D1 insert opens", async () => {
+    const id = uid("later");
+    const refused = await api("alice", `/api/chat/rooms/${id}/ws`, { headers: { Upgrade: "websocket" } });
+    expect(refused.status).toBe(404);
+    expect(await refused.json()).toMatchObject({ error: { code: "not_found", message: `No room ${id}.` } });
+    await createRoom(id);
+    const s = await joined("alice", id);
+    s.close();
+  });
+});
+
 describe("rooms: search", () => {
   it("ranked, paginated, finds an edit by its new text only, never a deleted message", async () => {
     const { room, socks: [a] } = await setup("search", ["alice"]);

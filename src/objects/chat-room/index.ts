@@ -11,6 +11,9 @@
  * room id are in storage; the in-memory maps are caches rebuilt from `ctx.getWebSockets()`.
  */
 import { DurableObject } from "cloudflare:workers";
+import { eq } from "drizzle-orm";
+import { db } from "../../db/queries";
+import { rooms as roomsTable } from "../../db/schema";
 import { numVar } from "../../env";
 import { ApiError, errorResponse } from "../../errors";
 import { claimMedia } from "../../media/claim";
@@ -29,7 +32,7 @@ import { hasOtherJoined, onlineCount, presentUsers, type RoomSession } from "./p
 import { objectName } from "../name";
 import { getSession, isClosing, setSession } from "../session";
 import { closeQuietly, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
-import { UPGRADE_HEADERS } from "../upgrade";
+import { isUpgrade, UPGRADE_HEADERS } from "../upgrade";
 import { migrate } from "../schema";
 import { MessageLog } from "./message-log";
 import { deploymentWords } from "./filter";
@@ -113,6 +116,12 @@ export class ChatRoom extends DurableObject<Env> {
   private schemaReady = false;
   /** Set by `destroy`: events of the sockets it closed must not create the storage again. */
   private destroyed = false;
+  /**
+   * The room is in D1's directory (`rooms`): read once per object lifetime, when a socket first
+   * comes (`listed`), or known from `initRoom`. Only a yes is kept: a room is deleted through this
+   * object (`destroy`), but may be created with a plain D1 insert (seeds, tests).
+   */
+  private inDirectory: true | Promise<boolean> | null = null;
   /** Cache of the scheduled alarm (loaded in the constructor). */
   private alarmAt: number | null = null;
 
@@ -256,7 +265,7 @@ export class ChatRoom extends DurableObject<Env> {
   /** The WebSocket upgrade, forwarded by the Worker with the trusted `UPGRADE_HEADERS` (upgrade.ts). */
   override async fetch(request: Request): Promise<Response> {
     try {
-      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      if (!isUpgrade(request)) {
         return Response.json(
           { error: { code: "bad_request", message: "Expected a WebSocket upgrade.", requestId: "" } },
           { status: 426, headers: { Upgrade: "websocket" } },
@@ -268,6 +277,8 @@ export class ChatRoom extends DurableObject<Env> {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
       this.ensureSchema();
+      // The Worker forwards room socket upgrades without reading D1: the room answers for itself.
+      if (!(await this.listed())) return errorResponse(new ApiError({ code: "not_found", message: `No room ${this.roomId}.` }));
       const admin = request.headers.get(UPGRADE_HEADERS.role) === "admin";
       // Banned users and non-members of a private room are refused before the upgrade (the latter as a room that does not exist).
       const refusal = this.mod.joinRefusal(who.userId, admin);
@@ -276,6 +287,7 @@ export class ChatRoom extends DurableObject<Env> {
       for (const c of this.conns.values()) if (c.session.userId === who.userId) mine++;
       const { response, hosted } = this.host.accept(who.userId, who.name, mine, who.protocol, (base) => ({ ...base, joined: false, ...(admin ? { admin: true as const } : {}) }));
       if (hosted) {
+        this.lifecycle.noteUser(who.userId, who.name);
         this.conns.set(hosted.session.connId, hosted);
         this.scheduleAlarm(hosted.session.connectedAt + this.host.cfg.presenceTimeoutMs + 1);
       }
@@ -637,6 +649,7 @@ export class ChatRoom extends DurableObject<Env> {
   async initRoom(owner: string, visibility: Visibility): Promise<void> {
     // A room created again under the id of a deleted one starts afresh.
     this.destroyed = false;
+    this.inDirectory = true;
     this.ensureSchema();
     this.mod.init(owner, visibility);
   }
@@ -661,6 +674,7 @@ export class ChatRoom extends DurableObject<Env> {
   async destroy(by: string): Promise<void> {
     this.ensureSchema();
     this.lifecycle.stop();
+    this.inDirectory = null;
     this.fanout.publish({ type: "system", roomId: this.roomId, event: "room_deleted", userId: by, name: by, at: Date.now(), by });
     this.fanout.flush();
     for (const conn of [...this.conns.values()]) await this.host.closeFromServer(conn.ws, conn.session, CLOSE.GOING_AWAY, "room deleted");
@@ -756,6 +770,25 @@ export class ChatRoom extends DurableObject<Env> {
     this.stats.load();
     this.mod.load();
     this.schemaReady = true;
+  }
+
+  /** Whether the room is in D1's directory (see `inDirectory`); concurrent upgrades share one read. */
+  private async listed(): Promise<boolean> {
+    if (this.inDirectory === true) return true;
+    const read = (this.inDirectory ??= db(this.env)
+      .select({ id: roomsTable.id })
+      .from(roomsTable)
+      .where(eq(roomsTable.id, this.roomId))
+      .get()
+      .then((row) => row !== undefined));
+    try {
+      const yes = await read;
+      if (this.inDirectory === read) this.inDirectory = yes ? true : null;
+      return yes;
+    } catch (err) {
+      if (this.inDirectory === read) this.inDirectory = null;
+      throw err;
+    }
   }
 
   /** Moves the alarm earlier to `at` if needed; never later. */

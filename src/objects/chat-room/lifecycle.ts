@@ -13,7 +13,7 @@
  * REACTIONS_DISTINCT_MAX).
  */
 import { inArray, eq } from "drizzle-orm";
-import { chunks, D1_PARAMS_MAX, db } from "../../db/queries";
+import { chunks, D1_PARAMS_MAX, db, upsertUsersStatements } from "../../db/queries";
 import { roomJoins, rooms, users } from "../../db/schema";
 import type { ClientMessage, RoomMessage, ServerFrameMessage, ServerMessage } from "../../protocol";
 import type { Fanout } from "../fanout";
@@ -29,7 +29,9 @@ import type { RoomReadState } from "./read-state";
 export const MENTION_PREVIEW_MAX = 140;
 /** How long a first join waits for others to share its writes (lifecycle `noteJoin`). */
 export const JOIN_FLUSH_MS = 250;
-/** D1 join records written in one flush at most (the next flush, or the alarm, takes the rest). */
+/** Users remembered as provisioned from this room (noteUser); past it the memory starts afresh. */
+const USERS_WRITTEN_MAX = 10_000;
+/** D1 join records (and users) written in one flush at most (the next flush, or the alarm, takes the rest). */
 const JOIN_RECORDS_MAX = 500;
 /** `room_joins` rows per INSERT: three bound parameters each, under D1's 100. */
 const JOIN_ROWS_PER_STATEMENT = Math.floor(D1_PARAMS_MAX / 3);
@@ -74,8 +76,12 @@ export class RoomLifecycle {
    * adds it back does not notify again. In memory and bounded (best effort: a wake-up forgets it).
    */
   private readonly notified = new Set<string>();
-  /** The pending join flush (noteJoin). */
+  /** The pending join flush (noteJoin, noteUser). */
   private joinFlush: ReturnType<typeof setTimeout> | null = null;
+  /** Users of this room's sockets to provision in D1 at the next flush (noteUser), by id. */
+  private readonly usersToWrite = new Map<string, string>();
+  /** Users provisioned from here in this object's lifetime, with the name written (bounded). */
+  private readonly usersWritten = new Map<string, string>();
 
   constructor(private readonly d: LifecycleDeps) {}
 
@@ -171,6 +177,17 @@ export class RoomLifecycle {
     if (this.d.readState.noteJoin(userId, this.d.log.lastSeq, Date.now())) this.scheduleJoinFlush();
   }
 
+  /**
+   * The user of a socket just accepted: provisioned in D1 (created, or its name followed) by the next
+   * flush, with the first joins. The Worker leaves room sockets' users to the room (app.ts) so that a
+   * reconnect storm costs one D1 batch per flush instead of one write per socket.
+   */
+  noteUser(userId: string, name: string): void {
+    if (this.usersWritten.get(userId) === name || this.usersToWrite.get(userId) === name) return;
+    this.usersToWrite.set(userId, name);
+    this.scheduleJoinFlush();
+  }
+
   private scheduleJoinFlush(): void {
     this.joinFlush ??= setTimeout(() => {
       this.joinFlush = null;
@@ -185,17 +202,27 @@ export class RoomLifecycle {
   async flushJoins(): Promise<boolean> {
     this.d.readState.writePending();
     const todo = this.d.readState.unlisted(JOIN_RECORDS_MAX);
-    if (todo.length === 0) return true;
+    const people = [...this.usersToWrite].slice(0, JOIN_RECORDS_MAX).map(([id, name]) => ({ id, name }));
+    if (todo.length === 0 && people.length === 0) return true;
+    for (const u of people) this.usersToWrite.delete(u.id);
     try {
       const d1 = db(this.d.env);
       const rows = todo.map((u) => ({ userId: u.userId, roomId: this.d.roomId, joinedAt: u.joinedAt }));
-      const [first, ...rest] = chunks(rows, JOIN_ROWS_PER_STATEMENT).map((c) => d1.insert(roomJoins).values(c).onConflictDoNothing());
+      // Users first: a join's row never names a user D1 does not have yet.
+      const [first, ...rest] = [
+        ...upsertUsersStatements(this.d.env, people),
+        ...chunks(rows, JOIN_ROWS_PER_STATEMENT).map((c) => d1.insert(roomJoins).values(c).onConflictDoNothing()),
+      ];
       await d1.batch([first, ...rest]);
+      if (this.usersWritten.size + people.length > USERS_WRITTEN_MAX) this.usersWritten.clear();
+      for (const u of people) this.usersWritten.set(u.id, u.name);
       this.d.readState.markListed(todo.map((u) => u.userId));
       // More than one flush takes: the rest goes in the next one.
-      if (todo.length === JOIN_RECORDS_MAX) this.scheduleJoinFlush();
+      if (todo.length === JOIN_RECORDS_MAX || this.usersToWrite.size > 0) this.scheduleJoinFlush();
       return true;
     } catch (err) {
+      // Still to write, unless a newer name came meanwhile.
+      for (const u of people) if (!this.usersToWrite.has(u.id)) this.usersToWrite.set(u.id, u.name);
       this.d.logError("join records failed; the alarm retries them", err);
       this.d.scheduleAlarm(Date.now() + LIFECYCLE_RETRY_MS);
       return false;
@@ -207,6 +234,7 @@ export class RoomLifecycle {
     if (this.joinFlush !== null) clearTimeout(this.joinFlush);
     this.joinFlush = null;
     this.d.readState.dropPending();
+    this.usersToWrite.clear();
   }
 
   /** From the alarm: retries queued media releases and unrecorded joins. Throws if one still fails. */
@@ -219,13 +247,13 @@ export class RoomLifecycle {
         failed = err;
       }
     }
-    if (this.d.readState.unlisted(1).length > 0 && !(await this.flushJoins())) failed ??= new Error("join records failed");
+    if ((this.usersToWrite.size > 0 || this.d.readState.unlisted(1).length > 0) && !(await this.flushJoins())) failed ??= new Error("join records failed");
     if (failed) throw failed;
   }
 
   /** Whether the alarm has lifecycle work left. */
   hasPendingWork(): boolean {
-    return this.d.media.pending() || this.d.readState.unlisted(1).length > 0;
+    return this.d.media.pending() || this.usersToWrite.size > 0 || this.d.readState.unlisted(1).length > 0;
   }
 
   // ------------------------------------------------------------------ internals

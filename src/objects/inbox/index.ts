@@ -19,6 +19,7 @@ import { objectName } from "../name";
 import { migrate } from "../schema";
 import { getSession, isClosing } from "../session";
 import { FrameError, hostConfig, type HostedSocket, SocketHost, upgradeIdentity } from "../socket-host";
+import { isUpgrade } from "../upgrade";
 import { chosenOnConnect, type StatusView } from "../status";
 import { type BlockPosition, InboxBlocks } from "./blocks";
 import {
@@ -230,7 +231,7 @@ export class Inbox extends DurableObject<Env> {
   /** Accepts the user's inbox socket. Only the Worker calls this, with the trusted headers set. */
   override async fetch(request: Request): Promise<Response> {
     try {
-      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+      if (!isUpgrade(request)) {
         return new Response("Expected a WebSocket upgrade.", { status: 426 });
       }
       const who = upgradeIdentity(request);
