@@ -253,11 +253,12 @@ export class Inbox extends DurableObject<Env> {
       this.c.status.setConnected(true);
       try {
         await this.ensureAlarm(now);
-        this.c.status.sendWatchedSnapshot(server);
       } catch (err) {
         // The socket is accepted either way; a missing sweep is re-armed by the next connection.
         this.host.log("connect", err, getSession<InboxSession>(server)?.connId);
       }
+      // After the upgrade is answered: after a wake-up the snapshot reads the watched inboxes first.
+      void this.c.status.sendWatchedSnapshot(server).catch((err) => this.host.log("presence snapshot", err, getSession<InboxSession>(server)?.connId));
       // Subscribers hear about it after the upgrade is answered: the handshake never waits on fan-out.
       void this.c.status.publishStatus().catch((err) => this.host.log("publish on connect", err));
       return response;

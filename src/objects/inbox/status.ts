@@ -16,6 +16,21 @@ import { BATCH_MAX, RPC_CONCURRENCY, SUBSCRIBERS_MAX } from "./context";
 
 /** The user's status and the subscriptions both ways. */
 export class InboxStatus {
+  /**
+   * The statuses of the users this one watches, as last pushed to it or read from them: in memory
+   * only. Writing each push down cost a durable write per subscriber per status change, half of a
+   * change's cost under `wrangler dev` (docs/benchmarks.md); what the memory loses when the object
+   * goes away is read again from the watched inboxes themselves (`refreshPeers`) before a new socket
+   * is given its snapshot.
+   */
+  private readonly peers = new Map<string, StatusView>();
+  /** True once `peers` was filled from the watched inboxes in this object's lifetime (pushes keep it current since). */
+  private peersComplete = false;
+  /** The read of every watched status under way, shared by the sockets that wait for it. */
+  private refreshing: Promise<void> | null = null;
+  /** Users pushed while that read is under way: their push is newer than what the read returns. */
+  private pushedDuringRefresh: Set<string> | null = null;
+
   constructor(private readonly c: InboxContext) {}
 
   async onPresence(ws: WebSocket, msg: Extract<ClientMessage, { type: "presence" }>): Promise<void> {
@@ -213,37 +228,64 @@ export class InboxStatus {
 
   /** Records a watched user's status and shows it on the user's sockets. */
   notePeerStatus(userId: string, view: StatusView): void {
-    // Frames first: sends issued after a write wait (output gate) until the write is durable, and a
-    // status is not worth that wait; the stored copy only seeds later snapshots.
     this.c.broadcast({ type: "presence", userId, status: view.status, lastSeen: view.lastSeen });
     this.cacheStatus(userId, view);
   }
 
   /**
-   * Gives a new socket the last known status of everyone the user watches (DM peers included), from
-   * this inbox's own storage: kept current by the watched inboxes' pushes, so no RPC is needed.
-   * `subscribe_presence` asks the watched inboxes afresh.
+   * Gives a new socket the status of everyone the user watches (DM peers included): from memory,
+   * kept current by the watched inboxes' pushes, once this object has read them all in its lifetime
+   * (`refreshPeers`; after a wake-up, one RPC per watched user, shared by the sockets that come
+   * meanwhile). `subscribe_presence` asks the watched inboxes afresh.
    */
-  sendWatchedSnapshot(ws: WebSocket): void {
-    const rows = this.c.sql
-      .exec<{ user_id: string; status: string; last_seen: number | null }>(
-        "SELECT user_id, status, last_seen FROM subscriptions WHERE status IS NOT NULL ORDER BY user_id",
-      )
-      .toArray();
-    const frames: ServerFrameMessage[] = rows.map((r) => {
-      const hidden = this.c.blocks.isBlocking(r.user_id);
-      return {
-        type: "presence",
-        userId: r.user_id,
-        status: hidden ? "offline" : (r.status as StatusView["status"]),
-        lastSeen: hidden ? null : r.last_seen,
-      };
-    });
+  async sendWatchedSnapshot(ws: WebSocket): Promise<void> {
+    const ids = this.c.sql.exec<{ user_id: string }>("SELECT user_id FROM subscriptions ORDER BY user_id").toArray().map((r) => r.user_id);
+    if (!this.peersComplete) await this.refreshPeers(ids);
+    const frames: ServerFrameMessage[] = [];
+    for (const userId of ids) {
+      const view = this.peers.get(userId);
+      if (!view) continue;
+      const hidden = this.c.blocks.isBlocking(userId);
+      frames.push({ type: "presence", userId, status: hidden ? "offline" : view.status, lastSeen: hidden ? null : view.lastSeen });
+    }
     for (let i = 0; i < frames.length; i += BATCH_MAX) this.c.host.send(ws, { type: "batch", frames: frames.slice(i, i + BATCH_MAX) });
   }
 
+  /** Reads the status of every watched user from their own inbox (RPC_CONCURRENCY at a time). */
+  private refreshPeers(ids: readonly string[]): Promise<void> {
+    this.refreshing ??= (async () => {
+      const pushed = new Set<string>();
+      this.pushedDuringRefresh = pushed;
+      let complete = true;
+      try {
+        const views = await mapBounded(ids, RPC_CONCURRENCY, async (id): Promise<StatusView | null> => {
+          try {
+            return await inboxStub(this.c.env, id).statusFor(this.c.owner);
+          } catch (err) {
+            this.c.host.log("presence snapshot", err);
+            return null;
+          }
+        });
+        ids.forEach((id, i) => {
+          const view = views[i];
+          if (view === null) complete = false;
+          // A push that came meanwhile is newer than what was read.
+          else if (!pushed.has(id)) this.peers.set(id, view);
+        });
+      } finally {
+        this.pushedDuringRefresh = null;
+        this.refreshing = null;
+      }
+      // A watched inbox that did not answer: the next socket asks again.
+      if (complete) this.peersComplete = true;
+    })();
+    return this.refreshing;
+  }
+
+  /** Remembers a watched user's status (memory only, see `peers`). */
   cacheStatus(userId: string, view: StatusView): void {
-    this.c.sql.exec("UPDATE subscriptions SET status = ?, last_seen = ? WHERE user_id = ?", view.status, view.lastSeen, userId);
+    this.peers.set(userId, view);
+    this.pushedDuringRefresh?.add(userId);
   }
 
   isSubscribedTo(userId: string): boolean {
