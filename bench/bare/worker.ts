@@ -21,6 +21,22 @@ import { upgradeHeaders } from "../../src/objects/upgrade";
 const JOIN_FRAME = '{"type":"join_room"}';
 const JOINED_FRAME = '{"type":"room_state"}';
 
+/** Sends `data` to every socket of the object; a socket closing meanwhile simply misses it. */
+function sendToAll(ctx: DurableObjectState, data: string | ArrayBuffer): void {
+  for (const ws of ctx.getWebSockets()) {
+    try {
+      ws.send(data);
+    } catch {}
+  }
+}
+
+/** Completes a close the client started (never with a reserved code). */
+function closeBack(ws: WebSocket, code: number): void {
+  try {
+    ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+  } catch {}
+}
+
 interface BareEnv {
   BARE_ROOM: DurableObjectNamespace<BareRoom>;
   BARE_INBOX: DurableObjectNamespace<BareInbox>;
@@ -42,19 +58,11 @@ export class BareRoom extends DurableObject<BareEnv> {
       ws.send(JOINED_FRAME);
       return;
     }
-    for (const peer of this.ctx.getWebSockets()) {
-      try {
-        peer.send(message);
-      } catch {
-        // A socket closing while we fan out: it simply misses the frame, as in any broadcast.
-      }
-    }
+    sendToAll(this.ctx, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
-    } catch {}
+    closeBack(ws, code);
   }
 }
 
@@ -101,20 +109,11 @@ export class BareInbox extends DurableObject<BareEnv> {
 
   /** RPC: `user`'s status is now `status`; shown on this user's sockets. */
   async presenceChanged(user: string, status: string): Promise<void> {
-    const frame = JSON.stringify({ type: "presence", userId: user, status });
-    for (const ws of this.ctx.getWebSockets()) {
-      try {
-        ws.send(frame);
-      } catch {
-        // A closing socket misses the frame.
-      }
-    }
+    sendToAll(this.ctx, JSON.stringify({ type: "presence", userId: user, status }));
   }
 
   override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
-    try {
-      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
-    } catch {}
+    closeBack(ws, code);
   }
 }
 
