@@ -276,9 +276,11 @@ export class ChatRoom extends DurableObject<Env> {
       if (!who) {
         return errorResponse(new ApiError({ code: "bad_request", message: "Room socket requests come through the Worker route." }));
       }
+      // The Worker forwards room socket upgrades without reading D1: the room answers for itself. A
+      // deletion that ran while D1 was read wins (the read may predate it).
+      const listed = await this.listed();
+      if (!listed || this.destroyed) return errorResponse(new ApiError({ code: "not_found", message: `No room ${this.roomId}.` }));
       this.ensureSchema();
-      // The Worker forwards room socket upgrades without reading D1: the room answers for itself.
-      if (!(await this.listed())) return errorResponse(new ApiError({ code: "not_found", message: `No room ${this.roomId}.` }));
       const admin = request.headers.get(UPGRADE_HEADERS.role) === "admin";
       // Banned users and non-members of a private room are refused before the upgrade (the latter as a room that does not exist).
       const refusal = this.mod.joinRefusal(who.userId, admin);
